@@ -1,0 +1,49 @@
+"""taskbalance: balance the losses of multi-task networks.
+
+>>> import taskbalance as tb
+>>> balancer = tb.create("uw", tasks={"depth": "regression", "seg": "classification"})
+"""
+
+from .base import TASK_TYPES, Balancer, InvalidLossError
+from .registry import create, get_method, methods, register
+from .weighting import (
+    DWA,
+    FAMO,
+    IMTLL,
+    RLW,
+    STCH,
+    UWSO,
+    DynamicWeightedLoss,
+    Equal,
+    Geometric,
+    Static,
+    UncertaintyRevised,
+    UncertaintySimplified,
+    UncertaintyWeighting,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Balancer",
+    "DWA",
+    "DynamicWeightedLoss",
+    "Equal",
+    "FAMO",
+    "Geometric",
+    "IMTLL",
+    "InvalidLossError",
+    "RLW",
+    "STCH",
+    "Static",
+    "TASK_TYPES",
+    "UWSO",
+    "UncertaintyRevised",
+    "UncertaintySimplified",
+    "UncertaintyWeighting",
+    "__version__",
+    "create",
+    "get_method",
+    "methods",
+    "register",
+]

@@ -1,0 +1,375 @@
+"""The :class:`Balancer` base: task bookkeeping, loss validation, weights and state.
+
+Every method in taskbalance is a :class:`Balancer`. The base class owns what is the
+same for all of them, so that a method file only states its formula:
+
+* tasks are declared once, by name (``{"depth": "regression", "seg": "classification"}``
+  or ``["depth", "seg"]``) or by count (``3`` gives the names ``"0"``, ``"1"``, ``"2"``);
+* losses arrive as a mapping by task name or as a sequence in declared order
+  (``None`` in a sequence marks an absent task). A task absent from a call is left
+  out of it: it gets no gradient and its statistics are not touched;
+* every loss is checked (scalar, floating point, has a gradient, finite, and of the
+  sign the method needs) with one host synchronisation per step at most, and the
+  error names the task;
+* :attr:`Balancer.weights` reports the weights used in the last step, detached:
+  for every method, the weight of task *i* is ∂(total)/∂Lᵢ, the factor that
+  multiplies task *i*'s gradient;
+* ``state_dict``/``load_state_dict`` round-trip everything, non-tensor state included.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, ClassVar, Literal
+
+import torch
+from torch import Tensor, nn
+
+__all__ = [
+    "Balancer",
+    "LossInput",
+    "TaskSpec",
+    "TASK_TYPES",
+    "InvalidLossError",
+    "parse_tasks",
+]
+
+TASK_TYPES: tuple[str, ...] = ("regression", "classification")
+
+TaskSpec = Mapping[str, str] | Sequence[str] | int
+"""Tasks: a mapping ``name -> type``, a sequence of names, or a number of tasks."""
+
+LossInput = Mapping[str, Tensor] | Sequence[Tensor | None]
+"""Losses: a mapping ``name -> scalar tensor``, or a sequence in declared order."""
+
+SignRule = Literal["any", "nonnegative", "positive"]
+
+
+class InvalidLossError(ValueError):
+    """A task loss that the balancer cannot use; the message names the task."""
+
+
+def parse_tasks(tasks: TaskSpec) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Normalise a task declaration into ``(names, types)``.
+
+    A mapping gives each task's type (``"regression"`` or ``"classification"``); a
+    sequence of names or a count declares regression tasks.
+
+    Example:
+        >>> parse_tasks({"depth": "regression", "seg": "classification"})
+        (('depth', 'seg'), ('regression', 'classification'))
+        >>> parse_tasks(2)
+        (('0', '1'), ('regression', 'regression'))
+    """
+    if isinstance(tasks, bool):
+        raise TypeError("tasks must be a mapping name -> type, a sequence of names or an int")
+    if isinstance(tasks, int):
+        if tasks < 1:
+            raise ValueError(f"the number of tasks must be at least 1, got {tasks}")
+        names: tuple[str, ...] = tuple(str(i) for i in range(tasks))
+        return names, ("regression",) * tasks
+    if isinstance(tasks, Mapping):
+        names = tuple(tasks.keys())
+        types = tuple(tasks.values())
+    elif isinstance(tasks, (str, bytes)) or not isinstance(tasks, Iterable):
+        raise TypeError(
+            f"tasks must be a mapping name -> type, a sequence of names or an int, got {type(tasks).__name__}"
+        )
+    else:
+        names = tuple(tasks)
+        types = ("regression",) * len(names)
+    if not names:
+        raise ValueError("at least one task must be declared")
+    for name, kind in zip(names, types):
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"task names must be non-empty strings, got {name!r}")
+        if kind not in TASK_TYPES:
+            raise ValueError(f"task {name!r} has type {kind!r}; expected one of {', '.join(TASK_TYPES)}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"task names must be unique, got {list(names)}")
+    return names, types
+
+
+_SIGN_TEXT = {"positive": "> 0", "nonnegative": ">= 0"}
+
+
+class Balancer(nn.Module):
+    r"""Base class of every balancing method.
+
+    A subclass implements :meth:`_combine`, which maps the stacked losses of the tasks
+    present in a call to the scalar training loss and the per-task weights
+    :math:`w_i = \partial\,\text{total} / \partial L_i`.
+
+    Args:
+        tasks: a mapping ``name -> "regression" | "classification"``, a sequence of
+            task names, or the number of tasks.
+        check: validate losses (finite, and of the sign the method needs). The check
+            costs one host synchronisation per step; turn it off under CUDA graphs
+            or ``torch.compile``. Shape, dtype and gradient checks are always made.
+        on_nonfinite: ``"raise"`` (default) raises :class:`InvalidLossError` on a NaN
+            or infinite loss; ``"skip"`` skips the step instead, touching no state:
+            :meth:`forward` returns a zero loss connected to nothing and
+            :attr:`skipped` is ``True`` until the next call.
+
+    Example:
+        >>> import torch, taskbalance as tb
+        >>> balancer = tb.create("equal", tasks=["a", "b"])
+        >>> x = torch.ones(2, requires_grad=True)
+        >>> balancer({"a": x[0] * 2, "b": x[1] * 3})
+        tensor(5., grad_fn=<SumBackward0>)
+        >>> {k: float(v) for k, v in balancer.weights.items()}
+        {'a': 1.0, 'b': 1.0}
+    """
+
+    #: registry name, set by :func:`taskbalance.registry.register`
+    name: ClassVar[str] = ""
+    #: ``"loss"`` methods weight losses; ``"gradient"`` methods combine gradients
+    kind: ClassVar[str] = "loss"
+    #: which losses the objective stays bounded for
+    sign_rule: SignRule = "any"
+    #: why the sign is needed, completed by the error message
+    sign_reason: str = ""
+
+    def __init__(
+        self,
+        tasks: TaskSpec,
+        *,
+        check: bool = True,
+        on_nonfinite: Literal["raise", "skip"] = "raise",
+    ) -> None:
+        super().__init__()
+        if on_nonfinite not in ("raise", "skip"):
+            raise ValueError(f"on_nonfinite must be 'raise' or 'skip', got {on_nonfinite!r}")
+        self.task_names, self.task_types = parse_tasks(tasks)
+        self.num_tasks = len(self.task_names)
+        self.check = bool(check)
+        self.on_nonfinite = on_nonfinite
+        self._position = {n: i for i, n in enumerate(self.task_names)}
+        self._index_cache: dict[tuple[tuple[int, ...], torch.device], Tensor] = {}
+        self._last_names: tuple[str, ...] = ()
+        self._last_weights: Tensor | None = None
+        self.skipped = False
+
+    # ------------------------------------------------------------------ inputs
+    def _collect(self, losses: LossInput, need_grad: bool = True) -> tuple[list[str], list[Tensor]]:
+        """Task names and tensors of the tasks present, in declared order, checked."""
+        if isinstance(losses, Mapping):
+            unknown = [k for k in losses if k not in self._position]
+            if unknown:
+                raise KeyError(
+                    f"unknown task {unknown[0]!r}: this {type(self).__name__} was declared "
+                    f"with tasks {list(self.task_names)}"
+                )
+            present = [n for n in self.task_names if n in losses and losses[n] is not None]
+            tensors = [losses[n] for n in present]
+        elif isinstance(losses, (str, bytes)) or not isinstance(losses, Sequence):
+            raise TypeError(
+                "losses must be a mapping task -> scalar tensor or a sequence in "
+                f"declared order, got {type(losses).__name__}"
+            )
+        else:
+            if len(losses) != self.num_tasks:
+                raise ValueError(
+                    f"got {len(losses)} losses for {self.num_tasks} declared tasks "
+                    f"{list(self.task_names)}; use None for an absent task"
+                )
+            present = [n for n, v in zip(self.task_names, losses) if v is not None]
+            tensors = [v for v in losses if v is not None]
+        if not present:
+            raise ValueError("no task loss given: at least one task must be present")
+        grad_on = need_grad and torch.is_grad_enabled()
+        for n, t in zip(present, tensors):
+            if not isinstance(t, Tensor):
+                raise TypeError(f"loss of task {n!r} is a {type(t).__name__}, not a tensor")
+            if t.ndim != 0:
+                raise InvalidLossError(
+                    f"loss of task {n!r} has shape {tuple(t.shape)}; expected a scalar "
+                    "(reduce it first, e.g. with .mean())"
+                )
+            if not t.is_floating_point():
+                raise InvalidLossError(f"loss of task {n!r} has dtype {t.dtype}; expected floating point")
+            if grad_on and not t.requires_grad:
+                raise InvalidLossError(
+                    f"loss of task {n!r} does not require grad (computed under no_grad or "
+                    "from detached tensors): the balancer cannot train on it"
+                )
+        return present, tensors
+
+    def _indices(self, present: Sequence[str], device: torch.device) -> Tensor | slice:
+        """Index of the present tasks into per-task state (a slice when all are)."""
+        if len(present) == self.num_tasks:
+            return slice(None)
+        key = (tuple(self._position[n] for n in present), device)
+        idx = self._index_cache.get(key)
+        if idx is None:
+            idx = torch.tensor(key[0], dtype=torch.long, device=device)
+            self._index_cache[key] = idx
+        return idx
+
+    def _validate_values(self, names: Sequence[str], values: Tensor) -> bool:
+        """Return ``False`` to skip the step; raise on an invalid loss value."""
+        if not self.check:
+            return True
+        bad = ~torch.isfinite(values)
+        if self.sign_rule == "positive":
+            bad = bad | (values <= 0)
+        elif self.sign_rule == "nonnegative":
+            bad = bad | (values < 0)
+        if not bool(bad.any()):  # the one host synchronisation of a step
+            return True
+        flags = bad.tolist()
+        vals = values.detach().tolist()
+        for name, flag, v in zip(names, flags, vals):
+            if not flag:
+                continue
+            if v != v or v in (float("inf"), float("-inf")):
+                if self.on_nonfinite == "skip":
+                    return False
+                raise InvalidLossError(
+                    f"loss of task {name!r} is not finite ({v}); pass on_nonfinite='skip' "
+                    "to skip such steps without touching any state"
+                )
+        for name, flag, v in zip(names, flags, vals):
+            if flag:
+                raise InvalidLossError(
+                    f"loss of task {name!r} is {v:g}, but {type(self).__name__} needs "
+                    f"losses {_SIGN_TEXT[self.sign_rule]}: {self.sign_reason}"
+                )
+        return True  # pragma: no cover - every flagged value raised above
+
+    def _prepare(self, losses: LossInput) -> tuple[list[str], Tensor, Tensor | slice] | None:
+        """Validate and stack the losses; ``None`` when the step is skipped."""
+        names, tensors = self._collect(losses)
+        values = torch.stack(tensors)
+        self.skipped = not self._validate_values(names, values.detach())
+        if self.skipped:
+            return None
+        return names, values, self._indices(names, values.device)
+
+    # ----------------------------------------------------------------- compute
+    def _combine(self, losses: Tensor, idx: Tensor | slice) -> tuple[Tensor, Tensor]:
+        """Return ``(total, weights)`` for the stacked losses of the present tasks.
+
+        ``idx`` indexes per-task state (parameters, buffers) of those tasks.
+        """
+        raise NotImplementedError
+
+    def _updating(self) -> bool:
+        """Whether this call may update running statistics (not under no_grad)."""
+        return torch.is_grad_enabled()
+
+    def forward(self, losses: LossInput) -> Tensor:
+        """Combine the task losses into the scalar training loss.
+
+        Args:
+            losses: a mapping ``task -> scalar loss`` or a sequence in declared order.
+
+        Returns:
+            The scalar loss to backpropagate. When ``on_nonfinite="skip"`` and a loss
+            is not finite, a zero that depends on nothing (check :attr:`skipped`).
+        """
+        prepared = self._prepare(losses)
+        if prepared is None:
+            first = (
+                next(iter(losses.values()))
+                if isinstance(losses, Mapping)
+                else next(t for t in losses if t is not None)
+            )
+            return torch.zeros((), dtype=first.dtype, device=first.device, requires_grad=True)
+        names, values, idx = prepared
+        total, weights = self._combine(values, idx)
+        self._last_names = tuple(names)
+        self._last_weights = weights.detach()
+        return total
+
+    def backward(
+        self,
+        losses: LossInput,
+        shared_params: Iterable[Tensor] | None = None,
+        features: Tensor | Sequence[Tensor] | None = None,
+    ) -> Tensor:
+        """Backpropagate the balanced objective; works for every method.
+
+        For loss-based methods this is ``self(losses).backward()``: every parameter,
+        shared or task-specific, gets the gradient of the weighted total, so
+        ``shared_params`` and ``features`` are accepted and not needed.
+
+        Returns:
+            The total loss, detached.
+        """
+        total: Tensor = self(losses)
+        if not self.skipped:
+            torch.autograd.backward(total)
+        return total.detach()
+
+    # ------------------------------------------------------------------ output
+    @property
+    def weights(self) -> dict[str, Tensor]:
+        """Weights used in the last step, by task, as detached 0-d tensors.
+
+        The weight of task *i* is ∂(total)/∂Lᵢ. Tasks absent from the last call
+        are absent here. Empty before the first call.
+        """
+        if self._last_weights is None:
+            return {}
+        return dict(zip(self._last_names, self._last_weights.unbind()))
+
+    def param_groups(self, lr: float = 1e-2, **options: Any) -> list[dict[str, Any]]:
+        """Optimiser parameter groups for the method's own learnable parameters.
+
+        Weight decay is 0: decaying log-variances or scales would bias them towards
+        their initial value. Empty for methods without parameters.
+
+        Example:
+            >>> import torch, taskbalance as tb
+            >>> b = tb.create("uw", tasks=2)
+            >>> opt = torch.optim.Adam([*b.param_groups(lr=1e-2)])
+            >>> opt.param_groups[0]["weight_decay"]
+            0.0
+        """
+        params = [p for p in self.parameters() if p.requires_grad]
+        if not params:
+            return []
+        return [{"params": params, "lr": lr, **options, "weight_decay": 0.0}]
+
+    # ------------------------------------------------------------------- hooks
+    def epoch_end(self) -> None:
+        """Hook: call once at the end of every training epoch (no-op by default).
+
+        Methods with per-epoch statistics (``dwa``, ``stch``) close the epoch here.
+        """
+
+    def after_step(self, losses: LossInput) -> None:
+        """Hook: call after ``optimizer.step()`` with the losses re-evaluated on the
+        same batch (no-op by default). ``famo`` updates its task logits here.
+        """
+
+    # ------------------------------------------------------------------- state
+    def _extra_state(self) -> dict[str, Any]:
+        """Non-tensor state of a subclass, saved in ``state_dict``."""
+        return {}
+
+    def _load_extra_state(self, state: Mapping[str, Any]) -> None:
+        """Restore what :meth:`_extra_state` saved."""
+
+    def get_extra_state(self) -> dict[str, Any]:
+        """Everything that is not a parameter or buffer (part of ``state_dict``)."""
+        return {
+            "tasks": list(self.task_names),
+            "last_names": list(self._last_names),
+            "last_weights": self._last_weights,
+            "method": self._extra_state(),
+        }
+
+    def set_extra_state(self, state: Any) -> None:
+        """Restore :meth:`get_extra_state`; the declared tasks must match."""
+        if list(state["tasks"]) != list(self.task_names):
+            raise ValueError(
+                f"state was saved for tasks {state['tasks']}, this balancer has {list(self.task_names)}"
+            )
+        self._last_names = tuple(state["last_names"])
+        self._last_weights = state["last_weights"]
+        self._load_extra_state(state["method"])
+
+    def extra_repr(self) -> str:
+        return f"tasks={list(self.task_names)}"

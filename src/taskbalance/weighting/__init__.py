@@ -1,0 +1,32 @@
+"""Loss-based methods: each computes weights from the task losses (and its own state)."""
+
+from .dwa import DWA
+from .equal import Equal, Static
+from .famo import FAMO
+from .geometric import Geometric
+from .imtl_l import IMTLL
+from .rlw import RLW
+from .stch import STCH
+from .uncertainty import (
+    DynamicWeightedLoss,
+    UncertaintyRevised,
+    UncertaintySimplified,
+    UncertaintyWeighting,
+)
+from .uw_so import UWSO
+
+__all__ = [
+    "DWA",
+    "DynamicWeightedLoss",
+    "Equal",
+    "FAMO",
+    "Geometric",
+    "IMTLL",
+    "RLW",
+    "STCH",
+    "Static",
+    "UWSO",
+    "UncertaintyRevised",
+    "UncertaintySimplified",
+    "UncertaintyWeighting",
+]

@@ -1,0 +1,136 @@
+"""Dynamic Weight Average (Liu, Johns & Davison, "End-to-End Multi-Task Learning with
+Attention", CVPR 2019)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import torch
+from torch import Tensor
+
+from ..base import Balancer, TaskSpec
+from ..registry import register
+
+__all__ = ["DWA"]
+
+
+@register("dwa", "dynamic-weight-average")
+class DWA(Balancer):
+    r"""Dynamic Weight Average: weight tasks by how slowly their loss falls.
+
+    .. math::
+        r_i = \frac{\bar L_i(t-1)}{\bar L_i(t-2)}, \qquad
+        w_i = K \, \frac{\exp(r_i / T)}{\sum_j \exp(r_j / T)}, \qquad
+        \mathcal{L} = \sum_i w_i L_i ,
+
+    over the K tasks present, with :math:`\bar L_i(t)` the average loss of epoch *t*
+    (the paper) or of a window of steps. Until a task has two averages, its ratio is
+    1 (so all weights are 1 at first, as in the paper).
+
+    Args:
+        tasks: see :class:`~taskbalance.Balancer`.
+        temperature: T (default 2, the paper's).
+        window: ``"epoch"`` (default): averages over epochs, closed by calling
+            :meth:`epoch_end` once per epoch. An int k: per-step mode, the ratio of the
+            mean of a task's last k losses to the mean of the k before (k=1 is the
+            per-step DWA of several implementations); :meth:`epoch_end` is a no-op.
+
+    State: the epoch sums and the last two averages (or the window of 2k losses),
+    saved by ``state_dict``. Statistics are not updated under ``torch.no_grad()``.
+
+    Example:
+        >>> import torch, taskbalance as tb
+        >>> b = tb.create("dwa", tasks=["a", "b"])
+        >>> for epoch, (la, lb) in enumerate([(4.0, 4.0), (2.0, 4.0), (1.0, 4.0)]):
+        ...     x = torch.tensor([la, lb], requires_grad=True)
+        ...     loss = b({"a": x[0], "b": x[1]})
+        ...     b.epoch_end()
+        >>> w = b.weights  # a fell by half, b did not: b weighs more
+        >>> bool(w["b"] > w["a"]), round(float(w["a"] + w["b"]), 4)
+        (True, 2.0)
+    """
+
+    epoch_sum: Tensor
+    epoch_count: Tensor
+    history: Tensor
+    num_history: Tensor
+    ring: Tensor
+    ring_pos: Tensor
+    ring_count: Tensor
+    columns: Tensor
+    sign_rule = "positive"
+    sign_reason = "DWA's weights use ratios of average losses, undefined for L <= 0."
+
+    def __init__(
+        self,
+        tasks: TaskSpec,
+        temperature: float = 2.0,
+        window: Literal["epoch"] | int = "epoch",
+        **kw: Any,
+    ) -> None:
+        super().__init__(tasks, **kw)
+        if not temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        if window != "epoch" and (isinstance(window, bool) or not isinstance(window, int) or window < 1):
+            raise ValueError(f"window must be 'epoch' or a positive int, got {window!r}")
+        self.temperature = float(temperature)
+        self.window = window
+        t = self.num_tasks
+        if window == "epoch":
+            self.register_buffer("epoch_sum", torch.zeros(t))
+            self.register_buffer("epoch_count", torch.zeros(t))
+            self.register_buffer("history", torch.ones(2, t))  # [last, previous] averages
+            self.register_buffer("num_history", torch.zeros(t, dtype=torch.long))
+        else:
+            self.register_buffer("ring", torch.ones(2 * window, t))
+            self.register_buffer("ring_pos", torch.zeros(t, dtype=torch.long))
+            self.register_buffer("ring_count", torch.zeros(t, dtype=torch.long))
+            self.register_buffer("columns", torch.arange(t), persistent=False)
+
+    def _ratios(self) -> Tensor:
+        if self.window == "epoch":
+            ready = self.num_history >= 2
+            return torch.where(ready, self.history[0] / self.history[1], torch.ones_like(self.history[0]))
+        k = int(self.window)
+        slots = torch.arange(2 * k, device=self.ring.device).unsqueeze(1)
+        age = torch.remainder(self.ring_pos.unsqueeze(0) - 1 - slots, 2 * k)
+        recent = (age < k).to(self.ring.dtype)
+        ratio = (self.ring * recent).sum(0) / (self.ring * (1 - recent)).sum(0)
+        return torch.where(self.ring_count >= 2 * k, ratio, torch.ones_like(ratio))
+
+    def _combine(self, losses: Tensor, idx: Tensor | slice) -> tuple[Tensor, Tensor]:
+        r = self._ratios()[idx].to(losses.dtype)
+        w = losses.numel() * torch.softmax(r / self.temperature, dim=0)
+        if self._updating():
+            self._observe(losses.detach(), idx)
+        return (w * losses).sum(), w
+
+    def _observe(self, values: Tensor, idx: Tensor | slice) -> None:
+        values = values.to(torch.float32 if self.window == "epoch" else self.ring.dtype)
+        if self.window == "epoch":
+            self.epoch_sum[idx] += values
+            self.epoch_count[idx] += 1
+        else:
+            cols = self.columns[idx]
+            pos = self.ring_pos[idx]
+            self.ring[pos, cols] = values.to(self.ring.dtype)
+            self.ring_pos[idx] = torch.remainder(pos + 1, self.ring.shape[0])
+            self.ring_count[idx] += 1
+
+    def epoch_end(self) -> None:
+        """Close the epoch: its average loss per task becomes the newest history entry.
+
+        Tasks not seen during the epoch keep their history. No-op in per-step mode.
+        """
+        if self.window != "epoch":
+            return
+        seen = self.epoch_count > 0
+        mean = self.epoch_sum / self.epoch_count.clamp(min=1)
+        self.history[1] = torch.where(seen, self.history[0], self.history[1])
+        self.history[0] = torch.where(seen, mean, self.history[0])
+        self.num_history += seen.long()
+        self.epoch_sum.zero_()
+        self.epoch_count.zero_()
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, temperature={self.temperature}, window={self.window!r}"

@@ -1,0 +1,94 @@
+"""Fixed weights: equal weighting (the plain sum or mean) and user-given static weights."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import torch
+from torch import Tensor
+
+from ..base import Balancer, TaskSpec
+from ..registry import register
+
+__all__ = ["Equal", "Static"]
+
+
+@register("equal", "sum", "mean", "ew")
+class Equal(Balancer):
+    r"""Equal weighting: :math:`\mathcal{L} = \sum_i L_i` (or the mean).
+
+    The baseline every other method must beat; with a tuned learning rate it is often
+    as good as any (Xin et al., "Do Current Multi-Task Optimization Methods in Deep
+    Learning Even Help?", NeurIPS 2022).
+
+    Args:
+        tasks: see :class:`~taskbalance.Balancer`.
+        reduction: ``"sum"`` (weights 1) or ``"mean"`` (weights 1/K over the K tasks
+            present).
+
+    Example:
+        >>> import torch, taskbalance as tb
+        >>> b = tb.create("equal", tasks=2, reduction="mean")
+        >>> x = torch.tensor([2.0, 4.0], requires_grad=True)
+        >>> b([x[0], x[1]])
+        tensor(3., grad_fn=<MeanBackward0>)
+    """
+
+    def __init__(self, tasks: TaskSpec, reduction: Literal["sum", "mean"] = "sum", **kw: Any) -> None:
+        super().__init__(tasks, **kw)
+        if reduction not in ("sum", "mean"):
+            raise ValueError(f"reduction must be 'sum' or 'mean', got {reduction!r}")
+        self.reduction = reduction
+
+    def _combine(self, losses: Tensor, idx: Tensor | slice) -> tuple[Tensor, Tensor]:
+        if self.reduction == "mean":
+            return losses.mean(), torch.full_like(losses, 1.0 / losses.numel())
+        return losses.sum(), torch.ones_like(losses)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, reduction={self.reduction!r}"
+
+
+@register("static", "fixed", "manual")
+class Static(Balancer):
+    r"""Static weights chosen by the user: :math:`\mathcal{L} = \sum_i w_i L_i`.
+
+    Args:
+        tasks: see :class:`~taskbalance.Balancer`.
+        weights: one non-negative finite weight per task, as a mapping by task name or
+            a sequence in declared order. A task missing from a mapping is an error.
+
+    Example:
+        >>> import torch, taskbalance as tb
+        >>> b = tb.create("static", tasks=["a", "b"], weights={"a": 1.0, "b": 0.5})
+        >>> x = torch.tensor([2.0, 4.0], requires_grad=True)
+        >>> b({"a": x[0], "b": x[1]})
+        tensor(4., grad_fn=<SumBackward0>)
+    """
+
+    static_weights: Tensor
+
+    def __init__(self, tasks: TaskSpec, weights: Mapping[str, float] | Sequence[float], **kw: Any) -> None:
+        super().__init__(tasks, **kw)
+        if isinstance(weights, Mapping):
+            missing = [n for n in self.task_names if n not in weights]
+            extra = [n for n in weights if n not in self._position]
+            if missing or extra:
+                raise ValueError(
+                    f"static weights must name exactly the tasks {list(self.task_names)}; "
+                    f"missing {missing}, unknown {extra}"
+                )
+            values = [float(weights[n]) for n in self.task_names]
+        else:
+            values = [float(w) for w in weights]
+            if len(values) != self.num_tasks:
+                raise ValueError(f"got {len(values)} static weights for {self.num_tasks} tasks")
+        for n, w in zip(self.task_names, values):
+            if not (w >= 0 and w != float("inf")):
+                raise ValueError(f"static weight of task {n!r} must be finite and >= 0, got {w}")
+        self.register_buffer("static_weights", torch.tensor(values))
+
+    def _combine(self, losses: Tensor, idx: Tensor | slice) -> tuple[Tensor, Tensor]:
+        w = self.static_weights[idx].to(losses.dtype)
+        return (w * losses).sum(), w

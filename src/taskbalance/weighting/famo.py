@@ -1,0 +1,138 @@
+"""FAMO (Liu et al., "FAMO: Fast Adaptive Multitask Optimization", NeurIPS 2023)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..base import Balancer, LossInput, SignRule, TaskSpec
+from ..registry import register
+
+__all__ = ["FAMO"]
+
+
+@register("famo")
+class FAMO(Balancer):
+    r"""Fast Adaptive Multitask Optimisation: balance the rate at which losses fall.
+
+    Task logits ξ give :math:`z = \operatorname{softmax}(\xi)`. The step minimises
+
+    .. math::
+        \mathcal{L} = \frac{1}{c}\sum_i z_i \log(L_i - b_i + \epsilon), \qquad
+        c = \sum_i \frac{z_i}{L_i - b_i + \epsilon}\ (\text{detached}), \qquad
+        w_i = \frac{z_i}{c\,(L_i - b_i + \epsilon)} ,
+
+    with :math:`b_i` a lower bound of the loss (default 0). After ``optimizer.step()``
+    the losses re-evaluated on the same batch give the log-decrease
+    :math:`\delta_i = \log(L_i^{\text{before}} - b_i + \epsilon) - \log(L_i^{\text{after}} - b_i + \epsilon)`,
+    and ξ takes one Adam step (learning rate ``w_lr``, weight decay γ) along
+    :math:`J_{\text{softmax}}(\xi)^\top \delta`. That is :meth:`after_step`, FAMO's
+    post-step hook: call it with the new losses (computed under ``torch.no_grad()``).
+
+    Args:
+        tasks: see :class:`~taskbalance.Balancer`.
+        w_lr: learning rate of the logits (default 0.025, the paper's).
+        gamma: weight decay γ of the logits (default 0.01).
+        min_losses: lower bounds :math:`b_i` (default 0), mapping or sequence.
+        eps: ε (default 1e-8).
+
+    State: ξ, its Adam moments and step counts, and the losses of the last step.
+    ξ is not a parameter: it is updated by :meth:`after_step`, not by your optimiser.
+
+    Example:
+        >>> import torch, taskbalance as tb
+        >>> b = tb.create("famo", tasks=["a", "b"])
+        >>> x = torch.tensor([2.0, 2.0], requires_grad=True)
+        >>> b({"a": x[0] * 1, "b": x[1] * 1}).backward()
+        >>> b.after_step({"a": torch.tensor(1.0), "b": torch.tensor(1.9)})
+        >>> bool(b.logits[0] < b.logits[1])  # a fell faster: it loses weight
+        True
+    """
+
+    min_losses: Tensor
+    logits: Tensor
+    adam_m: Tensor
+    adam_v: Tensor
+    adam_step: Tensor
+    prev_losses: Tensor
+    sign_rule: SignRule = "positive"
+    sign_reason = "FAMO works on log(L - min_loss), undefined for L <= 0 with the default bound."
+
+    def __init__(
+        self,
+        tasks: TaskSpec,
+        w_lr: float = 0.025,
+        gamma: float = 0.01,
+        min_losses: Mapping[str, float] | Sequence[float] | None = None,
+        eps: float = 1e-8,
+        **kw: Any,
+    ) -> None:
+        super().__init__(tasks, **kw)
+        t = self.num_tasks
+        self.w_lr, self.gamma, self.eps = float(w_lr), float(gamma), float(eps)
+        if min_losses is None:
+            bounds = [0.0] * t
+        elif isinstance(min_losses, Mapping):
+            bounds = [float(min_losses[n]) for n in self.task_names]
+        else:
+            bounds = [float(v) for v in min_losses]
+        if len(bounds) != t:
+            raise ValueError(f"got {len(bounds)} min_losses for {t} tasks")
+        if any(b != 0 for b in bounds):
+            self.sign_rule = "any"  # the bound makes L - b the quantity that must be > 0
+        self.register_buffer("min_losses", torch.tensor(bounds))
+        self.register_buffer("logits", torch.zeros(t))
+        self.register_buffer("adam_m", torch.zeros(t))
+        self.register_buffer("adam_v", torch.zeros(t))
+        self.register_buffer("adam_step", torch.zeros(t))
+        self.register_buffer("prev_losses", torch.ones(t))
+
+    def _gaps(self, losses: Tensor, idx: Tensor | slice) -> Tensor:
+        return losses - self.min_losses[idx].to(losses.dtype) + self.eps
+
+    def _combine(self, losses: Tensor, idx: Tensor | slice) -> tuple[Tensor, Tensor]:
+        z = torch.softmax(self.logits[idx], dim=0).to(losses.dtype)
+        gaps = self._gaps(losses, idx)
+        c = (z / gaps.detach()).sum()
+        total = (z * torch.log(gaps)).sum() / c
+        if self._updating():
+            self.prev_losses[idx] = losses.detach().to(self.prev_losses.dtype)
+        return total, z / (c * gaps.detach())
+
+    @torch.no_grad()
+    def after_step(self, losses: LossInput) -> None:
+        """Update the task logits from the losses re-evaluated after the optimiser step.
+
+        ``losses`` must hold the tasks of the last :meth:`forward` (on the same batch).
+        """
+        if self.skipped:
+            return
+        if self._last_weights is None:
+            raise RuntimeError("FAMO.after_step() called before any forward/backward step")
+        names, tensors = self._collect(losses, need_grad=False)
+        if tuple(names) != self._last_names:
+            missing = sorted(set(self._last_names) ^ set(names))
+            raise ValueError(
+                f"after_step needs the same tasks as the last step; task {missing[0]!r} differs "
+                f"(last step: {list(self._last_names)}, given: {names})"
+            )
+        new = torch.stack(tensors).detach()
+        if not self._validate_values(names, new):
+            return
+        idx = self._indices(names, new.device)
+        prev = self.prev_losses[idx]
+        new = new.to(prev.dtype)
+        delta = torch.log(self._gaps(prev, idx)) - torch.log(self._gaps(new, idx))
+        logits = self.logits[idx]
+        z = torch.softmax(logits, dim=0)
+        grad = z * (delta - (z * delta).sum()) + self.gamma * logits  # Jᵀδ + L2 decay
+        beta1, beta2, adam_eps = 0.9, 0.999, 1e-8
+        step = self.adam_step[idx] + 1
+        m = beta1 * self.adam_m[idx] + (1 - beta1) * grad
+        v = beta2 * self.adam_v[idx] + (1 - beta2) * grad * grad
+        denom = (v / (1 - beta2**step)).sqrt() + adam_eps
+        self.logits[idx] = logits - self.w_lr * (m / (1 - beta1**step)) / denom
+        self.adam_m[idx], self.adam_v[idx], self.adam_step[idx] = m, v, step

@@ -1,0 +1,50 @@
+"""The loss part of IMTL (Liu et al., "Towards Impartial Multi-task Learning", ICLR 2021)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ..base import Balancer, TaskSpec
+from ..registry import register
+
+__all__ = ["IMTLL"]
+
+
+@register("imtl-l", "imtl-loss")
+class IMTLL(Balancer):
+    r"""IMTL-L: learned loss scales that make every scaled loss equal to 1.
+
+    .. math::
+        \mathcal{L} = \sum_i \left(e^{s_i} L_i - s_i\right), \qquad w_i = e^{s_i} ,
+
+    minimised over the shared network and over s. For fixed L the optimum is
+    :math:`s_i = -\log L_i`, where every scaled loss :math:`e^{s_i} L_i` equals 1.
+
+    Args:
+        tasks: see :class:`~taskbalance.Balancer`.
+        init: initial s (default 0).
+
+    Learnable parameter ``log_scales``; use :meth:`param_groups`.
+
+    Example:
+        >>> import torch, taskbalance as tb
+        >>> b = tb.create("imtl-l", tasks=2)
+        >>> x = torch.tensor([2.0, 3.0], requires_grad=True)
+        >>> b([x[0], x[1]])
+        tensor(5., grad_fn=<SumBackward0>)
+    """
+
+    sign_rule = "positive"
+    sign_reason = "e^s·L - s is unbounded below in s when L <= 0; shift the loss to be positive."
+
+    def __init__(self, tasks: TaskSpec, init: float = 0.0, **kw: Any) -> None:
+        super().__init__(tasks, **kw)
+        self.log_scales = nn.Parameter(torch.full((self.num_tasks,), float(init)))
+
+    def _combine(self, losses: Tensor, idx: Tensor | slice) -> tuple[Tensor, Tensor]:
+        s = self.log_scales[idx]
+        w = torch.exp(s)
+        return (w * losses - s).sum(), w

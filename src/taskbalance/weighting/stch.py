@@ -1,0 +1,116 @@
+"""Smooth Tchebycheff scalarisation (Lin et al., "Smooth Tchebycheff Scalarization for
+Multi-Objective Optimization", ICML 2024)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..base import Balancer, TaskSpec
+from ..registry import register
+
+__all__ = ["STCH"]
+
+
+@register("stch", "smooth-tchebycheff")
+class STCH(Balancer):
+    r"""Smooth Tchebycheff scalarisation of log-normalised losses.
+
+    After a warm-up that trains on :math:`\sum_i \log L_i` and measures the nadir
+    point :math:`z_i` (the mean loss of each task over the last warm-up epoch), the
+    objective is the smooth maximum of the normalised log losses:
+
+    .. math::
+        u_i = \log\frac{L_i}{z_i}, \qquad
+        \mathcal{L} = K\,\mu \log \sum_{i=1}^K \exp\!\left(\frac{u_i}{\mu}\right),
+        \qquad w_i = \frac{K\,\operatorname{softmax}(u/\mu)_i}{L_i} ,
+
+    which tends to :math:`K \max_i u_i` (the Tchebycheff scalarisation) as μ -> 0.
+    This follows the authors' multi-task code: log losses, uniform preferences, the
+    factor K.
+
+    Args:
+        tasks: see :class:`~taskbalance.Balancer`.
+        mu: smoothing μ > 0 (default 1).
+        warmup_epochs: epochs of warm-up (default 4); close each with
+            :meth:`epoch_end`. The nadir is measured during the last one.
+        nadir: a fixed nadir point (mapping by task or sequence); skips the warm-up.
+
+    Example:
+        >>> import torch, taskbalance as tb
+        >>> b = tb.create("stch", tasks=2, nadir=[1.0, 1.0])
+        >>> x = torch.tensor([1.0, 1.0], requires_grad=True)
+        >>> b([x[0], x[1]])  # 2·log(e^0 + e^0)
+        tensor(1.3863, grad_fn=<MulBackward0>)
+    """
+
+    nadir: Tensor
+    nadir_sum: Tensor
+    nadir_count: Tensor
+    sign_rule = "positive"
+    sign_reason = "STCH works on log losses, undefined for L <= 0; shift the loss to be positive."
+
+    def __init__(
+        self,
+        tasks: TaskSpec,
+        mu: float = 1.0,
+        warmup_epochs: int = 4,
+        nadir: Mapping[str, float] | Sequence[float] | None = None,
+        **kw: Any,
+    ) -> None:
+        super().__init__(tasks, **kw)
+        if not mu > 0:
+            raise ValueError(f"mu must be > 0, got {mu}")
+        if nadir is None and warmup_epochs < 1:
+            raise ValueError("warmup_epochs must be >= 1 unless a fixed nadir is given")
+        self.mu = float(mu)
+        self.warmup_epochs = 0 if nadir is not None else int(warmup_epochs)
+        self.epoch = 0
+        t = self.num_tasks
+        if nadir is not None:
+            values = (
+                [float(nadir[n]) for n in self.task_names]
+                if isinstance(nadir, Mapping)
+                else [float(v) for v in nadir]
+            )
+            if len(values) != t or not all(v > 0 for v in values):
+                raise ValueError(f"nadir must give one positive value per task, got {values}")
+            self.register_buffer("nadir", torch.tensor(values))
+        else:
+            self.register_buffer("nadir", torch.ones(t))
+        self.register_buffer("nadir_sum", torch.zeros(t))
+        self.register_buffer("nadir_count", torch.zeros(t))
+
+    def _combine(self, losses: Tensor, idx: Tensor | slice) -> tuple[Tensor, Tensor]:
+        logs = torch.log(losses)
+        if self.epoch < self.warmup_epochs:
+            if self.epoch == self.warmup_epochs - 1 and self._updating():
+                self.nadir_sum[idx] += losses.detach().to(self.nadir_sum.dtype)
+                self.nadir_count[idx] += 1
+            return logs.sum(), losses.detach().reciprocal()
+        k = losses.numel()
+        u = (logs - torch.log(self.nadir[idx]).to(logs.dtype)) / self.mu
+        total = k * self.mu * torch.logsumexp(u, dim=0)
+        w = k * torch.softmax(u.detach(), dim=0) / losses.detach()
+        return total, w
+
+    def epoch_end(self) -> None:
+        """Count the epoch; at the end of the warm-up, fix the nadir point.
+
+        A task never seen in the last warm-up epoch gets the nadir 1.
+        """
+        self.epoch += 1
+        if self.epoch == self.warmup_epochs:
+            seen = self.nadir_count > 0
+            mean = self.nadir_sum / self.nadir_count.clamp(min=1)
+            self.nadir.copy_(torch.where(seen, mean, torch.ones_like(mean)))
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "warmup_epochs": self.warmup_epochs}
+
+    def _load_extra_state(self, state: Mapping[str, Any]) -> None:
+        self.epoch = int(state["epoch"])
+        self.warmup_epochs = int(state["warmup_epochs"])

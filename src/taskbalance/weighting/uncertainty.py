@@ -1,0 +1,309 @@
+r"""Homoscedastic uncertainty weighting, in its three published forms.
+
+Kendall, Gal & Cipolla, "Multi-Task Learning Using Uncertainty to Weigh Losses for
+Scene Geometry and Semantics", CVPR 2018; Liebel & Körner, "Auxiliary Tasks in
+Multi-task Learning", 2018.
+
+Each task gets a learned noise scale σ, trained through s = log σ²:
+
+==================  ============================================  ===================
+form                term of task *i*                              optimum for fixed L
+==================  ============================================  ===================
+``uw`` regression   ½·e^(−s)·L + ½·s   (= 1/(2σ²)·L + log σ)       σ² = L
+``uw`` classif.     e^(−s)·L + ½·s     (= 1/σ²·L + log σ)          σ² = 2L
+``uw-simplified``   e^(−s)·L + s                                   s = log L
+``uw-revised``      1/(2σ²)·L + log(1 + σ²), σ learned directly    σ² = (L + √(L²+8L))/4
+==================  ============================================  ===================
+
+The regulariser is part of every term: a popular snippet splits
+``loss_sum += torch.exp(-s) * loss`` and ``+ s`` over two lines, Python evaluates
+the second line as a statement of its own, and every σ grows without bound.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import torch
+from torch import Tensor, nn
+
+from ..base import Balancer, TaskSpec, parse_tasks
+from ..registry import register
+
+__all__ = [
+    "UncertaintyWeighting",
+    "UncertaintySimplified",
+    "UncertaintyRevised",
+    "DynamicWeightedLoss",
+    "uw_terms",
+    "uw_simplified_terms",
+    "uw_revised_terms",
+]
+
+_POSITIVE_REASON = (
+    "the uncertainty objective e^(-s)·L + s is unbounded below in s when L <= 0 "
+    "(σ -> 0). Shift the loss to be positive, or, for losses that reach exactly 0, "
+    "use 'uw-revised', whose regulariser log(1 + σ²) is >= 0."
+)
+
+
+def uw_terms(losses: Tensor, log_vars: Tensor, factor: Tensor) -> tuple[Tensor, Tensor]:
+    r"""Kendall et al.'s exact terms :math:`c_i e^{-s_i} L_i + \tfrac12 s_i`.
+
+    ``factor`` is :math:`c_i`: ½ for a regression task (Gaussian likelihood), 1 for a
+    classification task (scaled softmax). Returns ``(terms, weights)`` with weights
+    :math:`c_i e^{-s_i}`.
+
+    Example:
+        >>> import torch
+        >>> terms, w = uw_terms(torch.tensor([2.0]), torch.zeros(1), torch.tensor([0.5]))
+        >>> terms, w
+        (tensor([1.]), tensor([0.5000]))
+    """
+    w = factor * torch.exp(-log_vars)
+    return w * losses + 0.5 * log_vars, w
+
+
+def uw_simplified_terms(losses: Tensor, log_vars: Tensor) -> tuple[Tensor, Tensor]:
+    r"""The simplified form :math:`e^{-s_i} L_i + s_i`; weights :math:`e^{-s_i}`.
+
+    Example:
+        >>> import torch
+        >>> uw_simplified_terms(torch.tensor([3.0]), torch.zeros(1))[0]
+        tensor([3.])
+    """
+    w = torch.exp(-log_vars)
+    return w * losses + log_vars, w
+
+
+def uw_revised_terms(losses: Tensor, sigma: Tensor) -> tuple[Tensor, Tensor]:
+    r"""Liebel & Körner's :math:`\frac{1}{2\sigma_i^2} L_i + \log(1 + \sigma_i^2)`.
+
+    Weights :math:`1/(2\sigma_i^2)`.
+
+    Example:
+        >>> import torch
+        >>> uw_revised_terms(torch.tensor([2.0]), torch.ones(1))[1]
+        tensor([0.5000])
+    """
+    var = sigma * sigma
+    w = 0.5 / var
+    return w * losses + torch.log1p(var), w
+
+
+@register("uw", "uncertainty", "kendall")
+class UncertaintyWeighting(Balancer):
+    r"""Uncertainty weighting, exactly as in Kendall, Gal & Cipolla (CVPR 2018).
+
+    .. math::
+        \mathcal{L} = \sum_{i \in \text{reg}} \left(\tfrac12 e^{-s_i} L_i + \tfrac12 s_i\right)
+                    + \sum_{i \in \text{cls}} \left(e^{-s_i} L_i + \tfrac12 s_i\right),
+        \qquad s_i = \log \sigma_i^2 .
+
+    For fixed losses the optimum is σ² = L for a regression task (L the mean squared
+    error, σ² the noise variance) and σ² = 2L for a classification task. The task
+    type comes from the task declaration (regression by default).
+
+    Args:
+        tasks: ``{"name": "regression" | "classification"}`` or names (all regression).
+        init: initial s = log σ² of every task (default 0, σ = 1).
+
+    Learnable parameter ``log_vars`` (s per task); give it its own optimiser group with
+    :meth:`param_groups` (weight decay 0). Losses must be > 0: for L <= 0 the objective
+    is unbounded below.
+
+    Example:
+        >>> import torch, taskbalance as tb
+        >>> b = tb.create("uw", tasks={"depth": "regression", "seg": "classification"})
+        >>> x = torch.tensor([2.0, 4.0], requires_grad=True)
+        >>> b({"depth": x[0], "seg": x[1]})  # ½·2 + 1·4
+        tensor(5., grad_fn=<SumBackward0>)
+        >>> [float(w) for w in b.weights.values()]
+        [0.5, 1.0]
+    """
+
+    factor: Tensor
+    sign_rule = "positive"
+    sign_reason = _POSITIVE_REASON
+
+    def __init__(self, tasks: TaskSpec, init: float = 0.0, **kw: Any) -> None:
+        super().__init__(tasks, **kw)
+        self.log_vars = nn.Parameter(torch.full((self.num_tasks,), float(init)))
+        factor = [0.5 if t == "regression" else 1.0 for t in self.task_types]
+        self.register_buffer("factor", torch.tensor(factor))
+
+    def _combine(self, losses: Tensor, idx: Tensor | slice) -> tuple[Tensor, Tensor]:
+        terms, w = uw_terms(losses, self.log_vars[idx], self.factor[idx])
+        return terms.sum(), w
+
+    @property
+    def sigma(self) -> dict[str, Tensor]:
+        """Learned σ by task (detached)."""
+        return dict(zip(self.task_names, torch.exp(0.5 * self.log_vars.detach()).unbind()))
+
+
+@register("uw-simplified", "uncertainty-simplified")
+class UncertaintySimplified(Balancer):
+    r"""The common code form of uncertainty weighting: :math:`\sum_i e^{-s_i} L_i + s_i`.
+
+    Same for every task type; at the optimum s = log L (σ² = L), twice the weight of
+    the paper's regression form. Widely copied, usually with the regulariser as a
+    separate statement that Python discards; here it is one expression.
+
+    Args:
+        tasks: see :class:`~taskbalance.Balancer`.
+        init: initial s (default 0).
+
+    Example:
+        >>> import torch, taskbalance as tb
+        >>> b = tb.create("uw-simplified", tasks=2)
+        >>> x = torch.tensor([2.0, 4.0], requires_grad=True)
+        >>> b([x[0], x[1]])
+        tensor(6., grad_fn=<SumBackward0>)
+    """
+
+    sign_rule = "positive"
+    sign_reason = _POSITIVE_REASON
+
+    def __init__(self, tasks: TaskSpec, init: float = 0.0, **kw: Any) -> None:
+        super().__init__(tasks, **kw)
+        self.log_vars = nn.Parameter(torch.full((self.num_tasks,), float(init)))
+
+    def _combine(self, losses: Tensor, idx: Tensor | slice) -> tuple[Tensor, Tensor]:
+        terms, w = uw_simplified_terms(losses, self.log_vars[idx])
+        return terms.sum(), w
+
+    @property
+    def sigma(self) -> dict[str, Tensor]:
+        """Learned σ by task (detached)."""
+        return dict(zip(self.task_names, torch.exp(0.5 * self.log_vars.detach()).unbind()))
+
+
+@register("uw-revised", "liebel", "revised-uncertainty")
+class UncertaintyRevised(Balancer):
+    r"""Liebel & Körner's revised uncertainty weighting (2018).
+
+    .. math::
+        \mathcal{L} = \sum_i \frac{1}{2\sigma_i^2} L_i + \log(1 + \sigma_i^2)
+
+    The regulariser is >= 0, so the objective is >= 0 whenever the losses are, and it
+    stays bounded for a loss that reaches exactly 0 (σ -> 0, where the plain log σ
+    would go to -inf). For fixed L the optimum is σ² = (L + √(L² + 8L)) / 4, i.e. a
+    weight 1/(2σ²) ≈ 1/(L + 2) for large L and ≈ 1/√(2L) for small L: it does *not*
+    recover the noise variance, and it caps the up-weighting of near-zero losses.
+
+    Args:
+        tasks: see :class:`~taskbalance.Balancer`.
+        init: initial σ (default 1, as in the paper's code).
+
+    Example:
+        >>> import torch, taskbalance as tb
+        >>> b = tb.create("uw-revised", tasks=1)
+        >>> b([torch.tensor(2.0, requires_grad=True)])  # ½·2 + log 2
+        tensor(1.6931, grad_fn=<SumBackward0>)
+    """
+
+    sign_rule = "nonnegative"
+    sign_reason = (
+        "the revised objective L/(2σ²) + log(1 + σ²) is unbounded below as σ -> 0 when "
+        "L < 0; shift the loss to be non-negative."
+    )
+
+    def __init__(self, tasks: TaskSpec, init: float = 1.0, **kw: Any) -> None:
+        super().__init__(tasks, **kw)
+        if init == 0:
+            raise ValueError("init (σ) must be non-zero: the weight 1/(2σ²) is infinite at 0")
+        self.sigma_param = nn.Parameter(torch.full((self.num_tasks,), float(init)))
+
+    def _combine(self, losses: Tensor, idx: Tensor | slice) -> tuple[Tensor, Tensor]:
+        terms, w = uw_revised_terms(losses, self.sigma_param[idx])
+        return terms.sum(), w
+
+    @property
+    def sigma(self) -> dict[str, Tensor]:
+        """Learned σ by task (detached, as |σ|)."""
+        return dict(zip(self.task_names, self.sigma_param.detach().abs().unbind()))
+
+
+Form = Literal["simplified", "uw", "revised"]
+
+
+class DynamicWeightedLoss(nn.Module):
+    r"""Drop-in replacement for the widely copied ``DynamicWeightedLoss`` snippet.
+
+    Same constructor and call as the snippet (``DynamicWeightedLoss(num=2)``,
+    ``loss = criterion(loss1, loss2)``) and the same parameter name ``params``, so its
+    checkpoints load, but the chosen form is computed as one expression, regulariser
+    included, and the losses are validated like every balancer's.
+
+    Args:
+        num: number of losses.
+        form: ``"simplified"`` (default): :math:`\sum e^{-p_i} L_i + p_i`, ``params``
+            are log-variances initialised to 0; ``"uw"``: Kendall et al.'s exact form
+            with ``task_types``; ``"revised"``: Liebel & Körner's
+            :math:`\sum L_i/(2p_i^2) + \log(1 + p_i^2)`, ``params`` are σ initialised
+            to 1 (the snippet's ``AutomaticWeightedLoss``).
+        task_types: for ``form="uw"``, ``"regression"`` or ``"classification"`` per
+            loss (default: all regression).
+
+    Example:
+        >>> import torch
+        >>> from taskbalance import DynamicWeightedLoss
+        >>> criterion = DynamicWeightedLoss(num=2)
+        >>> a = torch.tensor(1.0, requires_grad=True)
+        >>> loss = criterion(a * 2, a * 3)
+        >>> loss.backward()
+        >>> criterion.params.grad  # regulariser present: d/dp (e^-p L + p) = 1 - L
+        tensor([-1., -2.])
+    """
+
+    def __init__(
+        self,
+        num: int = 2,
+        form: Form = "simplified",
+        task_types: list[str] | tuple[str, ...] | None = None,
+    ) -> None:
+        super().__init__()
+        if form not in ("simplified", "uw", "revised"):
+            raise ValueError(f"form must be 'simplified', 'uw' or 'revised', got {form!r}")
+        names, _ = parse_tasks(num)
+        types = tuple(task_types) if task_types is not None else ("regression",) * num
+        if len(types) != num:
+            raise ValueError(f"got {len(types)} task_types for num={num}")
+        self.form = form
+        cls = {
+            "simplified": UncertaintySimplified,
+            "uw": UncertaintyWeighting,
+            "revised": UncertaintyRevised,
+        }[form]
+        # Validation and weight bookkeeping are the balancer's; it is kept out of the
+        # module tree so that the state dict holds only ``params``, like the snippet's.
+        inner = cls(dict(zip(names, types)))
+        object.__setattr__(self, "_inner", inner)
+        self.params = nn.Parameter(next(inner.parameters()).detach().clone())
+        self._weights = torch.empty(0)
+
+    def forward(self, *losses: Tensor) -> Tensor:
+        """Total loss of ``losses`` (scalar tensors, in order; a single list works too)."""
+        if len(losses) == 1 and isinstance(losses[0], (list, tuple)):
+            losses = tuple(losses[0])
+        inner: Balancer = self._inner  # type: ignore[assignment]
+        prepared = inner._prepare(list(losses))
+        if prepared is None:  # pragma: no cover - the inner balancer raises by default
+            raise AssertionError("unreachable")
+        _, values, idx = prepared
+        p = self.params[idx]
+        if self.form == "simplified":
+            terms, w = uw_simplified_terms(values, p)
+        elif self.form == "revised":
+            terms, w = uw_revised_terms(values, p)
+        else:
+            factor = inner.factor.to(device=values.device)[idx]  # type: ignore[index]
+            terms, w = uw_terms(values, p, factor)
+        self._weights = w.detach()
+        return terms.sum()
+
+    @property
+    def weights(self) -> Tensor:
+        """Weights used in the last call, in order (detached)."""
+        return self._weights
