@@ -135,7 +135,7 @@ def test_geometric_and_log_forms() -> None:
 
 def test_stch_warmup_nadir_and_smooth_max() -> None:
     b = tb.create("stch", tasks=2, mu=0.5, warmup_epochs=2)
-    for epoch in range(2):
+    for _ in range(2):
         for vals in ([2.0, 4.0], [4.0, 8.0]):
             total = b(leaf(vals))
             assert float(total) == pytest.approx(sum(map(math.log, vals)), rel=1e-6)

@@ -3,6 +3,7 @@ Attention", CVPR 2019)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import torch
@@ -50,6 +51,7 @@ class DWA(Balancer):
         (True, 2.0)
     """
 
+    epoch_logits: Tensor
     epoch_sum: Tensor
     epoch_count: Tensor
     history: Tensor
@@ -81,6 +83,8 @@ class DWA(Balancer):
             self.register_buffer("epoch_count", torch.zeros(t))
             self.register_buffer("history", torch.ones(2, t))  # [last, previous] averages
             self.register_buffer("num_history", torch.zeros(t, dtype=torch.long))
+            # r / T of every task: constant within an epoch, so computed once per epoch
+            self.register_buffer("epoch_logits", torch.zeros(t), persistent=False)
         else:
             self.register_buffer("ring", torch.ones(2 * window, t))
             self.register_buffer("ring_pos", torch.zeros(t, dtype=torch.long))
@@ -99,8 +103,8 @@ class DWA(Balancer):
         return torch.where(self.ring_count >= 2 * k, ratio, torch.ones_like(ratio))
 
     def _combine(self, losses: Tensor, idx: Tensor | slice) -> tuple[Tensor, Tensor]:
-        r = self._ratios()[idx].to(losses.dtype)
-        w = losses.numel() * torch.softmax(r / self.temperature, dim=0)
+        logits = self.epoch_logits if self.window == "epoch" else self._ratios() / self.temperature
+        w = losses.numel() * torch.softmax(self._take(logits, idx).to(losses.dtype), dim=0)
         if self._updating():
             self._observe(losses.detach(), idx)
         return (w * losses).sum(), w
@@ -129,8 +133,13 @@ class DWA(Balancer):
         self.history[1] = torch.where(seen, self.history[0], self.history[1])
         self.history[0] = torch.where(seen, mean, self.history[0])
         self.num_history += seen.long()
+        self.epoch_logits.copy_(self._ratios() / self.temperature)
         self.epoch_sum.zero_()
         self.epoch_count.zero_()
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, temperature={self.temperature}, window={self.window!r}"
+
+    def _load_extra_state(self, state: Mapping[str, Any]) -> None:
+        if self.window == "epoch":  # derived from the loaded history
+            self.epoch_logits.copy_(self._ratios() / self.temperature)

@@ -90,5 +90,5 @@ class Static(Balancer):
         self.register_buffer("static_weights", torch.tensor(values))
 
     def _combine(self, losses: Tensor, idx: Tensor | slice) -> tuple[Tensor, Tensor]:
-        w = self.static_weights[idx].to(losses.dtype)
+        w = self._take(self.static_weights, idx).to(losses.dtype)
         return (w * losses).sum(), w

@@ -57,7 +57,7 @@ class FAMO(Balancer):
     adam_m: Tensor
     adam_v: Tensor
     adam_step: Tensor
-    prev_losses: Tensor
+    prev_log_gaps: Tensor
     sign_rule: SignRule = "positive"
     sign_reason = "FAMO works on log(L - min_loss), undefined for L <= 0 with the default bound."
 
@@ -88,19 +88,24 @@ class FAMO(Balancer):
         self.register_buffer("adam_m", torch.zeros(t))
         self.register_buffer("adam_v", torch.zeros(t))
         self.register_buffer("adam_step", torch.zeros(t))
-        self.register_buffer("prev_losses", torch.ones(t))
+        self.register_buffer("prev_log_gaps", torch.zeros(t))
+        self._bounded = any(b != 0 for b in bounds)
 
-    def _gaps(self, losses: Tensor, idx: Tensor | slice) -> Tensor:
-        return losses - self.min_losses[idx].to(losses.dtype) + self.eps
+    def _log_gaps(self, losses: Tensor, idx: Tensor | slice) -> Tensor:
+        """log(L - b + ε), skipping the subtraction when every bound is 0."""
+        if self._bounded:
+            losses = losses - self._take(self.min_losses, idx).to(losses.dtype)
+        return torch.log(losses + self.eps)
 
     def _combine(self, losses: Tensor, idx: Tensor | slice) -> tuple[Tensor, Tensor]:
-        z = torch.softmax(self.logits[idx], dim=0).to(losses.dtype)
-        gaps = self._gaps(losses, idx)
-        c = (z / gaps.detach()).sum()
-        total = (z * torch.log(gaps)).sum() / c
+        z = torch.softmax(self._take(self.logits, idx), dim=0).to(losses.dtype)
+        log_gaps = self._log_gaps(losses, idx)
+        scaled = z * torch.exp(-log_gaps.detach())  # z_i / (L_i - b_i + ε)
+        c = scaled.sum()
+        total = (z * log_gaps).sum() / c
         if self._updating():
-            self.prev_losses[idx] = losses.detach().to(self.prev_losses.dtype)
-        return total, z / (c * gaps.detach())
+            self.prev_log_gaps[idx] = log_gaps.detach().to(self.prev_log_gaps.dtype)
+        return total, scaled / c
 
     @torch.no_grad()
     def after_step(self, losses: LossInput) -> None:
@@ -123,16 +128,21 @@ class FAMO(Balancer):
         if not self._validate_values(names, new):
             return
         idx = self._indices(names, new.device)
-        prev = self.prev_losses[idx]
-        new = new.to(prev.dtype)
-        delta = torch.log(self._gaps(prev, idx)) - torch.log(self._gaps(new, idx))
-        logits = self.logits[idx]
+        delta = self._take(self.prev_log_gaps, idx) - self._log_gaps(new.to(self.logits.dtype), idx)
+        everyone = isinstance(idx, slice)  # update the buffers in place, else gathered copies
+        logits, m, v, step = (
+            (self.logits, self.adam_m, self.adam_v, self.adam_step)
+            if everyone
+            else (self.logits[idx], self.adam_m[idx], self.adam_v[idx], self.adam_step[idx])
+        )
         z = torch.softmax(logits, dim=0)
-        grad = z * (delta - (z * delta).sum()) + self.gamma * logits  # Jᵀδ + L2 decay
+        grad = z * (delta - (z * delta).sum())  # Jᵀδ of the softmax
+        grad.add_(logits, alpha=self.gamma)  # Adam's L2 weight decay
         beta1, beta2, adam_eps = 0.9, 0.999, 1e-8
-        step = self.adam_step[idx] + 1
-        m = beta1 * self.adam_m[idx] + (1 - beta1) * grad
-        v = beta2 * self.adam_v[idx] + (1 - beta2) * grad * grad
-        denom = (v / (1 - beta2**step)).sqrt() + adam_eps
-        self.logits[idx] = logits - self.w_lr * (m / (1 - beta1**step)) / denom
-        self.adam_m[idx], self.adam_v[idx], self.adam_step[idx] = m, v, step
+        step.add_(1)
+        m.mul_(beta1).add_(grad, alpha=1 - beta1)
+        v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        denom = (v / (1 - torch.pow(beta2, step))).sqrt_().add_(adam_eps)
+        logits.addcdiv_(m / (1 - torch.pow(beta1, step)), denom, value=-self.w_lr)
+        if not everyone:
+            self.logits[idx], self.adam_m[idx], self.adam_v[idx], self.adam_step[idx] = logits, m, v, step

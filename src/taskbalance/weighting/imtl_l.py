@@ -45,6 +45,6 @@ class IMTLL(Balancer):
         self.log_scales = nn.Parameter(torch.full((self.num_tasks,), float(init)))
 
     def _combine(self, losses: Tensor, idx: Tensor | slice) -> tuple[Tensor, Tensor]:
-        s = self.log_scales[idx]
+        s = self._take(self.log_scales, idx)
         w = torch.exp(s)
         return (w * losses - s).sum(), w

@@ -66,7 +66,7 @@ class RLW(Balancer):
     def _combine(self, losses: Tensor, idx: Tensor | slice) -> tuple[Tensor, Tensor]:
         gen = self._get_generator(losses.device)
         z = torch.randn(self.num_tasks, generator=gen, device=losses.device, dtype=losses.dtype)
-        w = torch.softmax(z[idx], dim=0)
+        w = torch.softmax(self._take(z, idx), dim=0)
         return (w * losses).sum(), w
 
     def _extra_state(self) -> dict[str, Any]:

@@ -92,7 +92,7 @@ class STCH(Balancer):
                 self.nadir_count[idx] += 1
             return logs.sum(), losses.detach().reciprocal()
         k = losses.numel()
-        u = (logs - torch.log(self.nadir[idx]).to(logs.dtype)) / self.mu
+        u = (logs - torch.log(self._take(self.nadir, idx)).to(logs.dtype)) / self.mu
         total = k * self.mu * torch.logsumexp(u, dim=0)
         w = k * torch.softmax(u.detach(), dim=0) / losses.detach()
         return total, w

@@ -61,7 +61,7 @@ def uw_terms(losses: Tensor, log_vars: Tensor, factor: Tensor) -> tuple[Tensor, 
         (tensor([1.]), tensor([0.5000]))
     """
     w = factor * torch.exp(-log_vars)
-    return w * losses + 0.5 * log_vars, w
+    return torch.addcmul(0.5 * log_vars, w, losses), w
 
 
 def uw_simplified_terms(losses: Tensor, log_vars: Tensor) -> tuple[Tensor, Tensor]:
@@ -73,7 +73,7 @@ def uw_simplified_terms(losses: Tensor, log_vars: Tensor) -> tuple[Tensor, Tenso
         tensor([3.])
     """
     w = torch.exp(-log_vars)
-    return w * losses + log_vars, w
+    return torch.addcmul(log_vars, w, losses), w
 
 
 def uw_revised_terms(losses: Tensor, sigma: Tensor) -> tuple[Tensor, Tensor]:
@@ -88,7 +88,7 @@ def uw_revised_terms(losses: Tensor, sigma: Tensor) -> tuple[Tensor, Tensor]:
     """
     var = sigma * sigma
     w = 0.5 / var
-    return w * losses + torch.log1p(var), w
+    return torch.addcmul(torch.log1p(var), w, losses), w
 
 
 @register("uw", "uncertainty", "kendall")
@@ -133,7 +133,7 @@ class UncertaintyWeighting(Balancer):
         self.register_buffer("factor", torch.tensor(factor))
 
     def _combine(self, losses: Tensor, idx: Tensor | slice) -> tuple[Tensor, Tensor]:
-        terms, w = uw_terms(losses, self.log_vars[idx], self.factor[idx])
+        terms, w = uw_terms(losses, self._take(self.log_vars, idx), self._take(self.factor, idx))
         return terms.sum(), w
 
     @property
@@ -170,7 +170,7 @@ class UncertaintySimplified(Balancer):
         self.log_vars = nn.Parameter(torch.full((self.num_tasks,), float(init)))
 
     def _combine(self, losses: Tensor, idx: Tensor | slice) -> tuple[Tensor, Tensor]:
-        terms, w = uw_simplified_terms(losses, self.log_vars[idx])
+        terms, w = uw_simplified_terms(losses, self._take(self.log_vars, idx))
         return terms.sum(), w
 
     @property
@@ -216,7 +216,7 @@ class UncertaintyRevised(Balancer):
         self.sigma_param = nn.Parameter(torch.full((self.num_tasks,), float(init)))
 
     def _combine(self, losses: Tensor, idx: Tensor | slice) -> tuple[Tensor, Tensor]:
-        terms, w = uw_revised_terms(losses, self.sigma_param[idx])
+        terms, w = uw_revised_terms(losses, self._take(self.sigma_param, idx))
         return terms.sum(), w
 
     @property
@@ -292,7 +292,7 @@ class DynamicWeightedLoss(nn.Module):
         if prepared is None:  # pragma: no cover - the inner balancer raises by default
             raise AssertionError("unreachable")
         _, values, idx = prepared
-        p = self.params[idx]
+        p = Balancer._take(self.params, idx)
         if self.form == "simplified":
             terms, w = uw_simplified_terms(values, p)
         elif self.form == "revised":
