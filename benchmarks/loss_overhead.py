@@ -2,11 +2,13 @@
 
 A training step (zero_grad, forward, per-task losses, balancer backward, Adam step,
 and the method's hooks) on a shared MLP with 3 and with 50 tasks, measured in one
-process with the methods interleaved, so every ratio compares runs made under the
-same machine load. Each method's number is the median over rounds of the mean
-time of a block of steps.
+process. Every round runs a block of steps of each method in a fresh random order;
+a method's ratio is the median over rounds of its block time divided by the plain
+sum's block time *in the same round*, so slow drifts of the machine cancel. One
+intra-op thread by default: with two threads on a two-core machine, any other
+activity stalls one of them and the timings scatter by ±10%.
 
-    python benchmarks/loss_overhead.py [--rounds 30] [--steps 20] [--out FILE]
+    python benchmarks/loss_overhead.py [--rounds 60] [--steps 10] [--threads 1] [--out FILE]
 
 The model: 256 inputs, two shared hidden layers of 512 (ReLU), one linear output
 per task (a single Linear(512, T) head), batch 256, MSE per task. The baseline
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import platform
+import random
 import statistics
 import time
 from collections.abc import Callable
@@ -34,8 +37,9 @@ EXTRA = {"static": lambda t: {"weights": [1.0] * t}}
 
 def make_step(method: str, num_tasks: int) -> Callable[[], None]:
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(IN, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, HIDDEN), nn.ReLU(),
-                          nn.Linear(HIDDEN, num_tasks))
+    model = nn.Sequential(
+        nn.Linear(IN, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, num_tasks)
+    )
     x = torch.randn(BATCH, IN)
     y = torch.randn(BATCH, num_tasks)
     names = [f"t{i}" for i in range(num_tasks)]
@@ -80,40 +84,54 @@ def make_step(method: str, num_tasks: int) -> Callable[[], None]:
     return step
 
 
-def measure(methods: list[str], num_tasks: int, rounds: int, steps: int) -> dict[str, float]:
+def measure(methods: list[str], num_tasks: int, rounds: int, steps: int) -> dict[str, tuple[float, float]]:
+    """Median paired ratio to ``sum`` and median step time (s) of every method."""
     fns = {m: make_step(m, num_tasks) for m in methods}
     for fn in fns.values():  # warm-up (and get stch past its warm-up epoch)
         for _ in range(60):
             fn()
     times: dict[str, list[float]] = {m: [] for m in methods}
+    order = list(methods)
+    rng = random.Random(0)
     for _ in range(rounds):
-        for m, fn in fns.items():
+        rng.shuffle(order)
+        for m in order:
+            fn = fns[m]
             t0 = time.perf_counter()
             for _ in range(steps):
                 fn()
             times[m].append((time.perf_counter() - t0) / steps)
-    return {m: statistics.median(v) for m, v in times.items()}
+    base = times["sum"]
+    return {
+        m: (statistics.median(t / b for t, b in zip(v, base)), statistics.median(v)) for m, v in times.items()
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=30)
-    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=60)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--methods", type=str, default=None, help="comma-separated subset")
     parser.add_argument("--tasks", type=str, default="3,50")
     parser.add_argument("--out", type=str, default=None, help="also write the Markdown table here")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     methods = ["sum", *tb.methods("loss"), "famo+reeval"]
+    if args.methods:
+        methods = ["sum", *args.methods.split(",")]
     counts = [int(t) for t in args.tasks.split(",")]
     results = {t: measure(methods, t, args.rounds, args.steps) for t in counts}
     lines = [
         f"torch {torch.__version__}, {platform.machine()}, {torch.get_num_threads()} threads; "
-        f"MLP {IN}-{HIDDEN}-{HIDDEN}-T, batch {BATCH}; median of {args.rounds} rounds x {args.steps} steps",
+        f"MLP {IN}-{HIDDEN}-{HIDDEN}-T, batch {BATCH}; median paired ratio over {args.rounds} rounds "
+        f"x {args.steps} steps",
         "",
         "| method | " + " | ".join(f"{t} tasks: ratio (ms/step)" for t in counts) + " |",
         "|---|" + "---|" * len(counts),
     ]
     for m in methods:
-        cells = [f"{results[t][m] / results[t]['sum']:.3f} ({1e3 * results[t][m]:.2f})" for t in counts]
+        cells = [f"{results[t][m][0]:.3f} ({1e3 * results[t][m][1]:.2f})" for t in counts]
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
     text = "\n".join(lines)
     print(text)

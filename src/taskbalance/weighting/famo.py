@@ -39,7 +39,7 @@ class FAMO(Balancer):
         min_losses: lower bounds :math:`b_i` (default 0), mapping or sequence.
         eps: ε (default 1e-8).
 
-    State: ξ, its Adam moments and step counts, and the losses of the last step.
+    State: ξ, its Adam moments and step counts, and log(L - b + ε) of the last step.
     ξ is not a parameter: it is updated by :meth:`after_step`, not by your optimiser.
 
     Example:
@@ -90,6 +90,7 @@ class FAMO(Balancer):
         self.register_buffer("adam_step", torch.zeros(t))
         self.register_buffer("prev_log_gaps", torch.zeros(t))
         self._bounded = any(b != 0 for b in bounds)
+        self._steps: int | None = 0  # the common step count while no task was ever absent
 
     def _log_gaps(self, losses: Tensor, idx: Tensor | slice) -> Tensor:
         """log(L - b + ε), skipping the subtraction when every bound is 0."""
@@ -136,13 +137,26 @@ class FAMO(Balancer):
             else (self.logits[idx], self.adam_m[idx], self.adam_v[idx], self.adam_step[idx])
         )
         z = torch.softmax(logits, dim=0)
-        grad = z * (delta - (z * delta).sum())  # Jᵀδ of the softmax
+        grad = z * (delta - torch.dot(z, delta))  # Jᵀδ of the softmax
         grad.add_(logits, alpha=self.gamma)  # Adam's L2 weight decay
         beta1, beta2, adam_eps = 0.9, 0.999, 1e-8
         step.add_(1)
         m.mul_(beta1).add_(grad, alpha=1 - beta1)
         v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-        denom = (v / (1 - torch.pow(beta2, step))).sqrt_().add_(adam_eps)
-        logits.addcdiv_(m / (1 - torch.pow(beta1, step)), denom, value=-self.w_lr)
+        if everyone and self._steps is not None:  # one step count for all: host-side corrections
+            self._steps += 1
+            bc1, bc2 = 1 - beta1**self._steps, 1 - beta2**self._steps
+            denom = (v / bc2).sqrt_().add_(adam_eps)
+            logits.addcdiv_(m, denom, value=-self.w_lr / bc1)
+        else:  # some task missed a step: per-task step counts
+            self._steps = None
+            denom = (v / (1 - torch.pow(beta2, step))).sqrt_().add_(adam_eps)
+            logits.addcdiv_(m / (1 - torch.pow(beta1, step)), denom, value=-self.w_lr)
         if not everyone:
             self.logits[idx], self.adam_m[idx], self.adam_v[idx], self.adam_step[idx] = logits, m, v, step
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {"steps": self._steps}
+
+    def _load_extra_state(self, state: Mapping[str, Any]) -> None:
+        self._steps = state["steps"]
