@@ -23,6 +23,19 @@ def make(name: str, tasks: Any = ("a", "b", "c"), **kw: Any) -> tb.Balancer:
 
 @pytest.fixture(params=tb.methods("loss"))
 def method(request: pytest.FixtureRequest) -> str:
+    """Every loss-based method."""
+    return str(request.param)
+
+
+@pytest.fixture(params=tb.methods("gradient"))
+def gradient_method(request: pytest.FixtureRequest) -> str:
+    """Every gradient-based method."""
+    return str(request.param)
+
+
+@pytest.fixture(params=tb.methods())
+def any_method(request: pytest.FixtureRequest) -> str:
+    """Every method."""
     return str(request.param)
 
 

@@ -22,7 +22,23 @@ def test_every_issue_method_is_registered() -> None:
         "imtl-l",
     }
     assert expected <= set(tb.methods())
-    assert set(tb.methods("loss")) == set(tb.methods())  # all loss-based so far
+    gradient = {
+        "gradnorm",
+        "mgda",
+        "pcgrad",
+        "graddrop",
+        "gradvac",
+        "cagrad",
+        "imtl-g",
+        "imtl",
+        "nash-mtl",
+        "aligned-mtl",
+        "upgrad",
+        "db-mtl",
+        "fairgrad",
+    }
+    assert set(tb.methods("gradient")) == gradient
+    assert set(tb.methods("loss")) | gradient == set(tb.methods())
 
 
 def test_aliases_and_case_resolve_to_the_same_class() -> None:

@@ -5,6 +5,22 @@
 """
 
 from .base import TASK_TYPES, Balancer, InvalidLossError
+from .gradient import (
+    DBMTL,
+    IMTL,
+    IMTLG,
+    MGDA,
+    AlignedMTL,
+    CAGrad,
+    FairGrad,
+    GradDrop,
+    GradientBalancer,
+    GradNorm,
+    GradVac,
+    NashMTL,
+    PCGrad,
+    UPGrad,
+)
 from .registry import create, get_method, methods, register
 from .weighting import (
     DWA,
@@ -25,6 +41,20 @@ from .weighting import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "DBMTL",
+    "IMTL",
+    "IMTLG",
+    "MGDA",
+    "AlignedMTL",
+    "CAGrad",
+    "FairGrad",
+    "GradDrop",
+    "GradNorm",
+    "GradVac",
+    "GradientBalancer",
+    "NashMTL",
+    "PCGrad",
+    "UPGrad",
     "Balancer",
     "DWA",
     "DynamicWeightedLoss",

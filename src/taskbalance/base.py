@@ -28,6 +28,7 @@ from torch import Tensor, nn
 
 __all__ = [
     "Balancer",
+    "SeededGenerator",
     "LossInput",
     "TaskSpec",
     "TASK_TYPES",
@@ -89,6 +90,58 @@ def parse_tasks(tasks: TaskSpec) -> tuple[tuple[str, ...], tuple[str, ...]]:
     if len(set(names)) != len(names):
         raise ValueError(f"task names must be unique, got {list(names)}")
     return names, types
+
+
+class SeededGenerator:
+    """A method's own random generator, created on the device where it is first used.
+
+    Seeded from ``seed`` (by default drawn from torch's global generator, so
+    ``torch.manual_seed`` makes runs repeatable); :meth:`state` and :meth:`load`
+    round-trip it through a balancer's ``state_dict``.
+
+    Example:
+        >>> g = SeededGenerator(seed=0)
+        >>> a = torch.rand(2, generator=g.get(torch.device("cpu")))
+        >>> saved = g.state()
+        >>> b = torch.rand(2, generator=g.get(torch.device("cpu")))
+        >>> g.load(saved)
+        >>> torch.equal(b, torch.rand(2, generator=g.get(torch.device("cpu"))))
+        True
+    """
+
+    def __init__(self, seed: int | None = None) -> None:
+        self.seed = int(torch.randint(0, 2**62, (1,)).item()) if seed is None else int(seed)
+        self._gen: torch.Generator | None = None
+        self._pending: tuple[str, Tensor] | None = None
+
+    def get(self, device: torch.device) -> torch.Generator:
+        """The generator on ``device`` (restoring a loaded state on first use)."""
+        gen = self._gen
+        if gen is None or gen.device != device:
+            gen = torch.Generator(device=device)
+            gen.manual_seed(self.seed)
+            if self._pending is not None and self._pending[0] == device.type:
+                gen.set_state(self._pending[1])
+            self._pending = None
+            self._gen = gen
+        return gen
+
+    def state(self) -> dict[str, Any]:
+        """Seed, device type and generator state."""
+        if self._gen is not None:
+            return {"seed": self.seed, "device": self._gen.device.type, "state": self._gen.get_state()}
+        pending = self._pending
+        return {
+            "seed": self.seed,
+            "device": pending[0] if pending else None,
+            "state": pending[1] if pending else None,
+        }
+
+    def load(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state`; applied when the generator is next used."""
+        self.seed = int(state["seed"])
+        self._gen = None
+        self._pending = (state["device"], state["state"]) if state["state"] is not None else None
 
 
 _SIGN_TEXT = {"positive": "> 0", "nonnegative": ">= 0"}

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..base import Balancer, TaskSpec
+from ..base import Balancer, SeededGenerator, TaskSpec
 from ..registry import register
 
 __all__ = ["RLW"]
@@ -46,44 +46,16 @@ class RLW(Balancer):
 
     def __init__(self, tasks: TaskSpec, seed: int | None = None, **kw: Any) -> None:
         super().__init__(tasks, **kw)
-        if seed is None:
-            seed = int(torch.randint(0, 2**62, (1,)).item())
-        self.seed = int(seed)
-        self._generator: torch.Generator | None = None
-        self._pending_state: tuple[str, Tensor] | None = None
-
-    def _get_generator(self, device: torch.device) -> torch.Generator:
-        gen = self._generator
-        if gen is None or gen.device != device:
-            gen = torch.Generator(device=device)
-            gen.manual_seed(self.seed)
-            if self._pending_state is not None and self._pending_state[0] == device.type:
-                gen.set_state(self._pending_state[1])
-            self._pending_state = None
-            self._generator = gen
-        return gen
+        self.generator = SeededGenerator(seed)
 
     def _combine(self, losses: Tensor, idx: Tensor | slice) -> tuple[Tensor, Tensor]:
-        gen = self._get_generator(losses.device)
+        gen = self.generator.get(losses.device)
         z = torch.randn(self.num_tasks, generator=gen, device=losses.device, dtype=losses.dtype)
         w = torch.softmax(self._take(z, idx), dim=0)
         return (w * losses).sum(), w
 
     def _extra_state(self) -> dict[str, Any]:
-        if self._generator is not None:
-            return {
-                "seed": self.seed,
-                "device": self._generator.device.type,
-                "state": self._generator.get_state(),
-            }
-        pending = self._pending_state
-        return {
-            "seed": self.seed,
-            "device": pending[0] if pending else None,
-            "state": pending[1] if pending else None,
-        }
+        return self.generator.state()
 
     def _load_extra_state(self, state: Mapping[str, Any]) -> None:
-        self.seed = int(state["seed"])
-        self._generator = None
-        self._pending_state = (state["device"], state["state"]) if state["state"] is not None else None
+        self.generator.load(state)

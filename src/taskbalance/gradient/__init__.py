@@ -1,0 +1,33 @@
+"""Gradient-based methods: each combines the per-task gradients into one direction."""
+
+from .aligned_mtl import AlignedMTL
+from .cagrad import CAGrad
+from .core import GradientBalancer, GramianBalancer
+from .db_mtl import DBMTL
+from .fairgrad import FairGrad
+from .graddrop import GradDrop
+from .gradnorm import GradNorm
+from .gradvac import GradVac
+from .imtl import IMTL, IMTLG
+from .mgda import MGDA
+from .nash_mtl import NashMTL
+from .pcgrad import PCGrad
+from .upgrad import UPGrad
+
+__all__ = [
+    "DBMTL",
+    "IMTL",
+    "IMTLG",
+    "MGDA",
+    "AlignedMTL",
+    "CAGrad",
+    "FairGrad",
+    "GradDrop",
+    "GradNorm",
+    "GradVac",
+    "GradientBalancer",
+    "GramianBalancer",
+    "NashMTL",
+    "PCGrad",
+    "UPGrad",
+]

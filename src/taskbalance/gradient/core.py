@@ -1,0 +1,184 @@
+"""The base of gradient-based methods: Jacobian, aggregation, write-back."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any, ClassVar, Literal
+
+import torch
+from torch import Tensor
+
+from ..base import Balancer, LossInput, TaskSpec
+from ..jacobian import jacobian, task_leaves, write_grads
+
+__all__ = ["GradientBalancer", "Mode"]
+
+Mode = Literal["params", "features"]
+
+
+class GradientBalancer(Balancer):
+    r"""Base of the gradient-based methods.
+
+    :meth:`backward` computes the per-task gradients (the K × N Jacobian) of the task
+    objectives with respect to the shared parameters or the shared features, lets the
+    method aggregate them into one direction, and writes it back; every other leaf
+    of the graph (the task-specific heads, the method's own parameters) gets the
+    ordinary gradient of the summed objectives in the same call.
+
+    A subclass implements :meth:`_aggregate`, and may transform the losses first
+    (:meth:`_objectives`: IMTL's scaled losses, DB-MTL's log losses, GradNorm's
+    weighted losses).
+
+    Args:
+        tasks: see :class:`~taskbalance.Balancer`.
+        batched: per-task gradients in one vectorised backward (``True``), one backward
+            per task (``False``), or the vectorised pass with a per-task fallback
+            (``None``, default).
+        chunk_size: at most this many tasks per vectorised backward (memory bound).
+        check, on_nonfinite: see :class:`~taskbalance.Balancer`.
+    """
+
+    kind = "gradient"
+    #: whether the method makes sense on features (per-sample gradients of one batch)
+    supports_features: ClassVar[bool] = True
+
+    def __init__(
+        self, tasks: TaskSpec, *, batched: bool | None = None, chunk_size: int | None = None, **kw: Any
+    ) -> None:
+        super().__init__(tasks, **kw)
+        self.batched = batched
+        self.chunk_size = chunk_size
+        self._mode: Mode = "params"
+
+    def forward(self, losses: LossInput) -> Tensor:
+        """Gradient-based methods have no scalar loss to return: use :meth:`backward`."""
+        raise TypeError(
+            f"{type(self).__name__} ({self.name!r}) is a gradient-based method: it combines "
+            "per-task gradients, not losses. Call balancer.backward(losses, shared_params=...) "
+            "or balancer.backward(losses, features=...) instead of balancer(losses).backward()."
+        )
+
+    # ------------------------------------------------------------- overridable
+    def _objectives(self, losses: Tensor, idx: Tensor | slice) -> tuple[Tensor, Tensor | None]:
+        """Per-task objectives to differentiate, and d objective_i / d L_i (None: 1)."""
+        return losses, None
+
+    def _aggregate(self, jac: Tensor, losses: Tensor, idx: Tensor | slice) -> tuple[Tensor, Tensor]:
+        """Return ``(direction (N,), weights (K,))`` from the Jacobian (K, N)."""
+        raise NotImplementedError
+
+    def _head_objective(self, objectives: Tensor) -> Tensor:
+        """What the task-specific leaves are trained on (default: the sum)."""
+        return objectives.sum()
+
+    def _own_leaves(self) -> set[int]:
+        """Ids of leaves that must not get the head objective's gradient."""
+        return set()
+
+    def aggregate(self, jac: Tensor, losses: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Combine a given Jacobian (K × N, all tasks, declared order) into ``(direction, weights)``.
+
+        The same computation as a :meth:`backward` step (stateful methods update their
+        state), without autograd: for analysing a method or using it on gradients you
+        computed yourself. ``losses`` (K,) is needed by loss-dependent variants.
+
+        Example:
+            >>> import torch, taskbalance as tb
+            >>> d, w = tb.create("mgda", tasks=2).aggregate(torch.tensor([[1.0, 0.0], [0.0, 1.0]]))
+            >>> d
+            tensor([0.5000, 0.5000])
+        """
+        if jac.ndim != 2 or jac.shape[0] != self.num_tasks:
+            raise ValueError(f"expected a Jacobian of shape ({self.num_tasks}, N), got {tuple(jac.shape)}")
+        if losses is None:
+            losses = torch.ones(self.num_tasks, dtype=jac.dtype, device=jac.device)
+        return self._aggregate(jac, losses, slice(None))
+
+    # ------------------------------------------------------------------- step
+    def backward(
+        self,
+        losses: LossInput,
+        shared_params: Iterable[Tensor] | None = None,
+        features: Tensor | Sequence[Tensor] | None = None,
+    ) -> Tensor:
+        """Balance the per-task gradients of the shared parameters (or features).
+
+        Args:
+            losses: task losses (mapping or sequence), as for every balancer.
+            shared_params: the shared parameters; their ``.grad`` receives the balanced
+                direction (accumulated, like ``loss.backward()``).
+            features: alternatively, the shared representation(s) the task heads read:
+                the per-task gradients are taken w.r.t. them (cheap: only the heads are
+                differentiated per task) and the balanced feature gradient is then
+                backpropagated once through the encoder.
+
+        Returns:
+            Σ wᵢ Lᵢ, detached (for logging).
+        """
+        if (shared_params is None) == (features is None):
+            raise ValueError(
+                f"{type(self).__name__}.backward needs exactly one of shared_params= or features="
+            )
+        if features is not None:
+            if not self.supports_features:
+                raise ValueError(
+                    f"{type(self).__name__} ({self.name!r}) cannot balance feature gradients: "
+                    f"{self._features_reason()}; pass shared_params= instead"
+                )
+            inputs = [features] if isinstance(features, Tensor) else list(features)
+            mode: Mode = "features"
+        else:
+            assert shared_params is not None
+            inputs = [p for p in shared_params if p.requires_grad]
+            mode = "params"
+        if not inputs:
+            raise ValueError("no shared tensor requires grad: nothing to balance")
+        prepared = self._prepare(losses)
+        if prepared is None:
+            return torch.zeros((), device=inputs[0].device)
+        names, values, idx = prepared
+        self._mode = mode
+        objectives, scale = self._objectives(values, idx)
+        jac = jacobian(objectives, inputs, batched=self.batched, chunk_size=self.chunk_size)
+        direction, weights = self._aggregate(jac, values.detach(), idx)
+        own = self._own_leaves()
+        heads = [t for t in task_leaves(objectives, inputs) if id(t) not in own]
+        if heads:
+            torch.autograd.backward(
+                self._head_objective(objectives), inputs=heads, retain_graph=mode == "features"
+            )
+        if mode == "params":
+            write_grads(inputs, direction)
+        else:
+            grads, offset = [], 0
+            for f in inputs:
+                grads.append(direction[offset : offset + f.numel()].view_as(f).to(f.dtype))
+                offset += f.numel()
+            torch.autograd.backward(inputs, grads)
+        if scale is not None:
+            weights = weights * scale.detach()
+        self._last_names = tuple(names)
+        self._last_weights = weights.detach()
+        return (self._last_weights * values.detach()).sum()
+
+    def _features_reason(self) -> str:
+        return "it is defined on parameter gradients only"
+
+
+class GramianBalancer(GradientBalancer):
+    """A gradient method whose weights depend on the task Gramian M = J Jᵀ only.
+
+    The Gramian is formed in float64 (K × K, cheap) for the solvers' sake; the
+    direction is ``weights @ J`` in J's dtype.
+    """
+
+    def _weights(self, gramian: Tensor, losses: Tensor, idx: Tensor | slice) -> Tensor:
+        raise NotImplementedError
+
+    _jac_dtype: torch.dtype = torch.float32
+
+    def _aggregate(self, jac: Tensor, losses: Tensor, idx: Tensor | slice) -> tuple[Tensor, Tensor]:
+        self._jac_dtype = jac.dtype  # the precision the Gramian's entries really have
+        gramian = jac.to(torch.float64) @ jac.to(torch.float64).T
+        w = self._weights(gramian, losses.to(torch.float64), idx).to(jac.dtype)
+        return w @ jac, w

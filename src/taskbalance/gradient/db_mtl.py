@@ -1,0 +1,87 @@
+"""DB-MTL (Lin et al., "Dual-Balancing for Multi-Task Learning", 2023)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..base import TaskSpec
+from ..registry import register
+from .core import GradientBalancer
+
+__all__ = ["DBMTL"]
+
+
+@register("db-mtl", "dual-balancing")
+class DBMTL(GradientBalancer):
+    r"""Dual balancing: log losses for scale, equal gradient magnitudes for balance.
+
+    The objectives are :math:`\log(L_i + \epsilon)`; their gradients :math:`g_i` enter
+    exponential moving averages :math:`\hat g_i \leftarrow \hat g_i + \beta_t(g_i - \hat g_i)`
+    with :math:`\beta_t = 1 - \beta / t^{\beta_\sigma}` (β = 0.9, β_σ = 0: a plain EMA), and
+    the update gives every task the largest moving-average norm:
+
+    .. math:: d = \sum_i \frac{\max_j \|\hat g_j\|}{\|\hat g_i\|}\, \hat g_i .
+
+    The averages live in parameter space across steps, so the method refuses
+    ``features=`` (per-sample feature gradients of different batches do not average).
+    Weights are reported per raw loss (:math:`\alpha_i / (L_i + \epsilon)`), though d is
+    built from the averages, not the current gradients.
+
+    Args:
+        tasks: see :class:`~taskbalance.Balancer`.
+        beta, beta_sigma: EMA parameters (defaults 0.9 and 0, LibMTL's).
+        eps: ε inside the log (default 1e-8).
+
+    State: the K × N moving averages and the step count.
+
+    Example:
+        >>> import torch, taskbalance as tb
+        >>> w = torch.ones(2, requires_grad=True)
+        >>> b = tb.create("db-mtl", tasks=2)
+        >>> _ = b.backward([w[0] ** 2, 10 * w[1] ** 2], shared_params=[w])
+        >>> w.grad  # log-loss gradients (2, 0) and (0, 2): already balanced, times (1 - β)
+        tensor([0.2000, 0.2000])
+    """
+
+    supports_features = False
+    sign_rule = "nonnegative"
+    sign_reason = "DB-MTL trains on log(L + eps), undefined for L < 0."
+
+    def __init__(
+        self, tasks: TaskSpec, beta: float = 0.9, beta_sigma: float = 0.0, eps: float = 1e-8, **kw: Any
+    ) -> None:
+        super().__init__(tasks, **kw)
+        self.beta, self.beta_sigma, self.eps = float(beta), float(beta_sigma), float(eps)
+        self.step = 0
+        self.averages: Tensor | None = None
+
+    def _features_reason(self) -> str:
+        return "its moving averages of gradients need the same coordinates at every step"
+
+    def _objectives(self, losses: Tensor, idx: Tensor | slice) -> tuple[Tensor, Tensor | None]:
+        return torch.log(losses + self.eps), 1.0 / (losses.detach() + self.eps)
+
+    def _aggregate(self, jac: Tensor, losses: Tensor, idx: Tensor | slice) -> tuple[Tensor, Tensor]:
+        if self.averages is None or self.averages.shape[1] != jac.shape[1]:
+            self.averages = torch.zeros(self.num_tasks, jac.shape[1], dtype=jac.dtype, device=jac.device)
+        step = self.step + 1
+        rate = self.beta / step**self.beta_sigma
+        avg = self._take(self.averages, idx).to(jac.dtype)
+        avg = jac + rate * (avg - jac)
+        if self._updating():
+            self.step = step
+            self.averages[idx] = avg.to(self.averages.dtype)
+        norms = avg.norm(dim=1)
+        alpha = norms.max() / (norms + 1e-8)
+        return alpha @ avg, alpha
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {"step": self.step, "averages": self.averages}
+
+    def _load_extra_state(self, state: Mapping[str, Any]) -> None:
+        self.step = int(state["step"])
+        self.averages = state["averages"]

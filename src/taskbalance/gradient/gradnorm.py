@@ -1,0 +1,96 @@
+"""GradNorm (Chen et al., "GradNorm: Gradient Normalization for Adaptive Loss Balancing
+in Deep Multitask Networks", ICML 2018)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ..base import TaskSpec
+from ..registry import register
+from .core import GradientBalancer
+
+__all__ = ["GradNorm"]
+
+
+@register("gradnorm")
+class GradNorm(GradientBalancer):
+    r"""GradNorm: learn loss weights that equalise the tasks' training rates.
+
+    The network is trained on :math:`\sum_i w_i L_i`. With
+    :math:`G_i = \|\nabla_W\, w_i L_i\|` on the last shared layer W (``shared_params=``,
+    as in the paper) or the shared features (``features=``),
+    :math:`\tilde L_i = L_i / L_i(0)`, :math:`r_i = \tilde L_i / \operatorname{mean}_j \tilde L_j`:
+
+    .. math::
+        \mathcal L_{\text{grad}} = \sum_i \Big| G_i - \bar G\, r_i^{\,\alpha} \Big|,
+        \qquad \frac{\partial \mathcal L_{\text{grad}}}{\partial w_i}
+        = \operatorname{sign}\big(G_i - \bar G r_i^{\alpha}\big)\,\|\nabla_W L_i\| ,
+
+    with the target :math:`\bar G r_i^\alpha` held constant. :meth:`backward` puts that
+    gradient in ``weights_param.grad`` (your optimiser steps it: give it
+    :meth:`param_groups`), and the weights are renormalised to sum to K at the start
+    of every step. Parameters not in ``shared_params`` (the rest of the encoder, the
+    heads) get the gradient of :math:`\sum_i w_i L_i`.
+
+    Args:
+        tasks: see :class:`~taskbalance.Balancer`.
+        alpha: the asymmetry α (default 1.5).
+
+    State: the weights (a parameter) and each task's initial loss :math:`L_i(0)`.
+
+    Example:
+        >>> import torch, taskbalance as tb
+        >>> w = torch.ones(2, requires_grad=True)
+        >>> b = tb.create("gradnorm", tasks=2)
+        >>> _ = b.backward([(w**2).sum(), 3 * w.sum()], shared_params=[w])
+        >>> b.weights_param.grad  # task 1's gradient is larger than its target: push its weight down
+        tensor([-2.8284,  4.2426])
+    """
+
+    initial_losses: Tensor
+    seen: Tensor
+    sign_rule = "positive"
+    sign_reason = "GradNorm's training rates L_i(t)/L_i(0) need positive losses."
+
+    def __init__(self, tasks: TaskSpec, alpha: float = 1.5, **kw: Any) -> None:
+        super().__init__(tasks, **kw)
+        self.alpha = float(alpha)
+        self.weights_param = nn.Parameter(torch.ones(self.num_tasks))
+        self.register_buffer("initial_losses", torch.ones(self.num_tasks))
+        self.register_buffer("seen", torch.zeros(self.num_tasks, dtype=torch.bool))
+
+    def _own_leaves(self) -> set[int]:
+        return {id(self.weights_param)}
+
+    def _objectives(self, losses: Tensor, idx: Tensor | slice) -> tuple[Tensor, Tensor | None]:
+        if self._updating():
+            with torch.no_grad():
+                w = self.weights_param
+                w.mul_(self.num_tasks / w.sum().clamp(min=torch.finfo(w.dtype).tiny))
+                first = ~self._take(self.seen, idx)
+                init = self._take(self.initial_losses, idx)
+                self.initial_losses[idx] = torch.where(first, losses.detach().to(init.dtype), init)
+                self.seen[idx] = True
+        weights = self._take(self.weights_param, idx).to(losses.dtype)
+        return weights * losses, None
+
+    def _aggregate(self, jac: Tensor, losses: Tensor, idx: Tensor | slice) -> tuple[Tensor, Tensor]:
+        w = self._take(self.weights_param, idx).detach().to(jac.dtype)
+        g = jac.norm(dim=1)  # G_i = w_i ‖∇L_i‖
+        ratio = losses.to(jac.dtype) / self._take(self.initial_losses, idx).to(jac.dtype)
+        target = g.mean() * (ratio / ratio.mean()) ** self.alpha
+        grad_w = torch.sign(g - target) * g / w.clamp(min=torch.finfo(w.dtype).tiny)
+        if self._updating():
+            full = torch.zeros_like(self.weights_param)
+            full[idx] = grad_w.to(full.dtype)
+            if self.weights_param.grad is None:
+                self.weights_param.grad = full
+            else:
+                self.weights_param.grad.add_(full)
+        return jac.sum(0), w
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, alpha={self.alpha}"

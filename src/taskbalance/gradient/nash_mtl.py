@@ -1,0 +1,82 @@
+"""Nash-MTL (Navon et al., "Multi-Task Learning as a Bargaining Game", ICML 2022)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..base import TaskSpec
+from ..registry import register
+from ..solvers import bargaining_weights
+from .core import GramianBalancer
+
+__all__ = ["NashMTL"]
+
+
+@register("nash-mtl", "nash")
+class NashMTL(GramianBalancer):
+    r"""Nash-MTL: the Nash bargaining solution of the tasks.
+
+    .. math::
+        d = \sum_i \alpha_i g_i,\qquad \hat M \alpha = 1/\alpha\ (\alpha > 0),
+        \qquad \hat M = \frac{G G^\top}{\|G G^\top\|_F} ,
+
+    so every task's utility :math:`\langle g_i, d\rangle` is :math:`1/\alpha_i` (in the
+    normalised scale). The official code normalises the Gramian by its Frobenius norm
+    and approximately solves the system with cvxpy (20 convex-concave iterations);
+    we solve it exactly with damped Newton (:func:`~taskbalance.solvers.bargaining_weights`),
+    warm-started from the previous α. Like the official code and TorchJD, the update's
+    norm is capped at ``max_norm`` (by scaling α; ``None`` disables it), and α can be
+    recomputed only every ``update_weights_every`` steps.
+
+    Args:
+        tasks: see :class:`~taskbalance.Balancer`.
+        max_norm: cap on ‖d‖ (default 1.0).
+        update_weights_every: recompute α every this many steps (default 1).
+
+    State: the previous α (warm start) and the step count.
+
+    Example:
+        >>> import torch, taskbalance as tb
+        >>> w = torch.zeros(2, requires_grad=True)
+        >>> b = tb.create("nash-mtl", tasks=2, max_norm=None)
+        >>> _ = b.backward([w @ torch.tensor([2.0, 0.0]), w @ torch.tensor([0.0, 1.0])], shared_params=[w])
+        >>> w.grad / w.grad.norm()  # orthogonal tasks: α_i = 1/‖g_i‖, d ∝ g1/‖g1‖ + g2/‖g2‖
+        tensor([0.7071, 0.7071])
+    """
+
+    alpha: Tensor
+
+    def __init__(
+        self, tasks: TaskSpec, max_norm: float | None = 1.0, update_weights_every: int = 1, **kw: Any
+    ) -> None:
+        super().__init__(tasks, **kw)
+        if update_weights_every < 1:
+            raise ValueError(f"update_weights_every must be >= 1, got {update_weights_every}")
+        self.max_norm = max_norm
+        self.update_weights_every = int(update_weights_every)
+        self.step = 0
+        self.register_buffer("alpha", torch.ones(self.num_tasks, dtype=torch.float64))
+
+    def _weights(self, gramian: Tensor, losses: Tensor, idx: Tensor | slice) -> Tensor:
+        prev = self._take(self.alpha, idx).to(gramian.dtype)
+        if self.step % self.update_weights_every == 0:
+            norm = torch.linalg.matrix_norm(gramian).clamp(min=torch.finfo(gramian.dtype).tiny)
+            alpha = bargaining_weights(gramian / norm, init=prev)
+        else:
+            alpha = prev
+        if self._updating():
+            self.step += 1
+            self.alpha[idx] = alpha.to(self.alpha.dtype)
+        if self.max_norm is not None:
+            dnorm = (alpha @ gramian @ alpha).clamp(min=0).sqrt()
+            alpha = alpha * (self.max_norm / dnorm.clamp(min=torch.finfo(gramian.dtype).tiny)).clamp(max=1.0)
+        return alpha
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {"step": self.step}
+
+    def _load_extra_state(self, state: Any) -> None:
+        self.step = int(state["step"])

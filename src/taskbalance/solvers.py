@@ -1,0 +1,348 @@
+r"""Small torch-native solvers for gradient balancing: no cvxpy, scipy or quadprog.
+
+Everything here works on a task Gramian :math:`M = G G^\top` (K × K, K tasks), batched
+over leading dimensions where that makes sense, on the Gramian's own device and
+dtype. The quadratic programs are solved by a primal-dual active-set method
+(exact once the active set is right, usually within a few iterations), with a
+projected-gradient fallback when it cycles.
+
+* :func:`project_simplex`: Euclidean projection onto the probability simplex.
+* :func:`nonneg_qp`: :math:`\min_x \tfrac12 x^\top A x + b^\top x` s.t. :math:`x \ge 0`
+  (and optionally :math:`\mathbf 1^\top x = 1`).
+* :func:`min_norm_weights`: the min-norm point of the convex hull of the task gradients.
+* :func:`dual_cone_weights`: UPGrad's projection onto the dual cone of the gradients.
+* :func:`cagrad_weights`: the dual problem of CAGrad.
+* :func:`bargaining_weights`: Nash-MTL's :math:`M\alpha = \alpha^{-1}` and FairGrad's
+  :math:`M w = w^{-1/\alpha}`.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "project_simplex",
+    "nonneg_qp",
+    "min_norm_weights",
+    "dual_cone_weights",
+    "cagrad_weights",
+    "bargaining_weights",
+]
+
+
+def project_simplex(y: Tensor) -> Tensor:
+    r"""Euclidean projection of each row of ``y`` onto :math:`\{w \ge 0, \sum w = 1\}`.
+
+    Sort-based, no Python loop (Held, Wolfe & Crowder 1974; Duchi et al. 2008).
+
+    Example:
+        >>> project_simplex(torch.tensor([0.5, 2.0, -1.0]))
+        tensor([0., 1., 0.])
+    """
+    k = y.shape[-1]
+    s, _ = torch.sort(y, dim=-1, descending=True)
+    css = s.cumsum(-1) - 1
+    ind = torch.arange(1, k + 1, device=y.device, dtype=y.dtype)
+    cond = s - css / ind > 0
+    rho = cond.to(y.dtype).cumsum(-1).argmax(-1, keepdim=True)  # last index where cond holds
+    theta = css.gather(-1, rho) / (rho + 1).to(y.dtype)
+    return (y - theta).clamp(min=0)
+
+
+def _solve_masked(a: Tensor, b: Tensor, free: Tensor, simplex: bool) -> Tensor:
+    """Solve the KKT system restricted to the ``free`` coordinates (others fixed at 0)."""
+    k = a.shape[-1]
+    eye = torch.eye(k, dtype=a.dtype, device=a.device)
+    both = free.unsqueeze(-1) & free.unsqueeze(-2)
+    mat = torch.where(both, a, eye)
+    rhs = torch.where(free, -b, torch.zeros_like(b))
+    if not simplex:
+        return torch.where(free, torch.linalg.solve(mat, rhs.unsqueeze(-1)).squeeze(-1), torch.zeros_like(b))
+    # bordered system [[A_FF, 1_F], [1_Fᵀ, 0]] [x; ν] = [-b_F; 1]
+    ones = free.to(a.dtype)
+    top = torch.cat([mat, ones.unsqueeze(-1)], -1)
+    bottom = torch.cat([ones, torch.zeros_like(ones[..., :1])], -1).unsqueeze(-2)
+    full = torch.cat([top, bottom], -2)
+    sol = torch.linalg.solve(full, torch.cat([rhs, torch.ones_like(rhs[..., :1])], -1).unsqueeze(-1))
+    return torch.where(free, sol.squeeze(-1)[..., :k], torch.zeros_like(b))
+
+
+def nonneg_qp(
+    a: Tensor,
+    b: Tensor,
+    simplex: bool = False,
+    max_iter: int = 50,
+    tol: float | None = None,
+) -> Tensor:
+    r"""Solve :math:`\min_x \tfrac12 x^\top A x + b^\top x` s.t. :math:`x \ge 0` (and
+    :math:`\sum x = 1` if ``simplex``), batched over leading dimensions.
+
+    ``A`` must be positive definite (add a small multiple of the identity to a
+    Gramian). Primal-dual active set: guess the free set, solve the equality-constrained
+    problem on it, and move the coordinates whose value or multiplier has the wrong
+    sign, until the set is stable (one host synchronisation per iteration). If it has
+    not settled after ``max_iter`` iterations, projected gradient descent finishes the
+    job. The KKT residual is below ``tol`` (default: 1e-6 relative in float32, 1e-10 in
+    float64) on return.
+
+    Example:
+        >>> a = torch.eye(2, dtype=torch.float64)
+        >>> nonneg_qp(a, torch.tensor([-1.0, 1.0], dtype=torch.float64))
+        tensor([1., 0.], dtype=torch.float64)
+    """
+    if tol is None:
+        tol = 1e-6 if a.dtype in (torch.float32, torch.float16, torch.bfloat16) else 1e-10
+    k = a.shape[-1]
+    scale = a.diagonal(dim1=-2, dim2=-1).abs().amax(-1, keepdim=True).clamp(min=torch.finfo(a.dtype).tiny)
+    free = torch.ones(b.shape, dtype=torch.bool, device=b.device)
+    x = torch.zeros_like(b)
+    for _ in range(max_iter):
+        x = _solve_masked(a, b, free, simplex)
+        grad = (a @ x.unsqueeze(-1)).squeeze(-1) + b
+        if simplex:  # the multiplier of Σx = 1 shifts every gradient coordinate
+            nu = (grad * free).sum(-1, keepdim=True) / free.sum(-1, keepdim=True).clamp(min=1)
+            grad = grad - nu
+        # complementarity function: free where x - c·grad > 0 (c = 1/scale)
+        new_free = (x - grad / scale) > 0
+        if simplex:
+            new_free = new_free | (new_free.sum(-1, keepdim=True) == 0) & (
+                grad == grad.amin(-1, keepdim=True)
+            )
+        if bool(torch.equal(new_free, free)):
+            break
+        free = new_free
+    x = x.clamp(min=0)
+    if simplex:
+        x = x / x.sum(-1, keepdim=True).clamp(min=torch.finfo(x.dtype).tiny)
+    if _kkt_residual(a, b, x, simplex) > tol * max(1.0, float(scale.max())):
+        x = _projected_gradient(a, b, x, simplex, scale)
+    del k
+    return x
+
+
+def _kkt_residual(a: Tensor, b: Tensor, x: Tensor, simplex: bool) -> float:
+    grad = (a @ x.unsqueeze(-1)).squeeze(-1) + b
+    if simplex:
+        support = x > 0
+        nu = torch.where(support, grad, torch.full_like(grad, float("inf"))).amin(-1, keepdim=True)
+        nu = torch.where(torch.isinf(nu), grad.amin(-1, keepdim=True), nu)
+        grad = grad - nu
+    # x >= 0, grad >= 0 on x = 0, grad = 0 where x > 0
+    res = torch.where(x > 0, grad.abs(), (-grad).clamp(min=0))
+    return float(res.max()) if res.numel() else 0.0
+
+
+def _projected_gradient(a: Tensor, b: Tensor, x: Tensor, simplex: bool, scale: Tensor) -> Tensor:
+    """Accelerated projected gradient (FISTA): the slow, sure fallback."""
+    lip = torch.linalg.matrix_norm(a, ord=2).unsqueeze(-1).clamp(min=torch.finfo(a.dtype).tiny)
+    y, t = x, 1.0
+    for _ in range(5000):
+        grad = (a @ y.unsqueeze(-1)).squeeze(-1) + b
+        z = y - grad / lip
+        x_new = project_simplex(z) if simplex else z.clamp(min=0)
+        t_new = (1 + (1 + 4 * t * t) ** 0.5) / 2
+        y = x_new + ((t - 1) / t_new) * (x_new - x)
+        x, t = x_new, t_new
+    del scale
+    return x
+
+
+def _regularised(gramian: Tensor, reg: float) -> Tensor:
+    """``M / tr(M) + reg·I``: scale-free and positive definite (``reg`` is at least
+    1e-12 in float64, 1e-7 otherwise, so that a zero-gradient task keeps it invertible)."""
+    reg = max(reg, 1e-12 if gramian.dtype == torch.float64 else 1e-7)
+    k = gramian.shape[-1]
+    trace = gramian.diagonal(dim1=-2, dim2=-1).sum(-1)[..., None, None]
+    eye = torch.eye(k, dtype=gramian.dtype, device=gramian.device)
+    normed = torch.where(trace > 0, gramian / trace.clamp(min=torch.finfo(gramian.dtype).tiny), eye)
+    return normed + reg * eye
+
+
+def min_norm_weights(gramian: Tensor, reg: float = 0.0) -> Tensor:
+    r"""Weights of the min-norm point of the convex hull of the task gradients.
+
+    .. math:: w^\star = \arg\min_{w \in \Delta} w^\top M w ,
+
+    the direction of MGDA (Désidéri 2012; Sener & Koltun 2018). Closed form for two
+    tasks; the active-set QP otherwise. ``reg`` adds ``reg·I`` to the trace-normalised
+    Gramian (default 0; a tiny value is used when the Gramian is singular).
+
+    Example:
+        >>> g = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+        >>> min_norm_weights(g @ g.T)
+        tensor([0.8000, 0.2000])
+    """
+    k = gramian.shape[-1]
+    if k == 1:
+        return torch.ones(gramian.shape[:-1], dtype=gramian.dtype, device=gramian.device)
+    if k == 2:
+        m11, m22, m12 = gramian[..., 0, 0], gramian[..., 1, 1], gramian[..., 0, 1]
+        denom = (m11 + m22 - 2 * m12).clamp(min=torch.finfo(gramian.dtype).tiny)
+        w0 = ((m22 - m12) / denom).clamp(0, 1)
+        return torch.stack([w0, 1 - w0], -1)
+    a = _regularised(gramian, reg)
+    return nonneg_qp(a, torch.zeros(gramian.shape[:-1], dtype=a.dtype, device=a.device), simplex=True)
+
+
+def dual_cone_weights(gramian: Tensor, u: Tensor, reg: float = 1e-4) -> Tensor:
+    r"""Weights :math:`v` of the projection of :math:`G^\top u` onto the dual cone
+    :math:`\{x : G x \ge 0\}` of the task gradients (Quinton & Rey 2024, Prop. 1):
+
+    .. math:: v = \arg\min_{v \ge u} v^\top M v ,
+
+    with :math:`M` trace-normalised plus ``reg·I`` as in TorchJD. ``u`` may be a
+    batch of weight vectors (..., K): all are solved at once.
+
+    Example:
+        >>> g = torch.tensor([[1.0, 0.0], [-1.0, 1.0]])
+        >>> v = dual_cone_weights(g @ g.T, torch.tensor([1.0, 0.0]), reg=0.0)
+        >>> bool((g @ (g.T @ v) >= -1e-6).all())
+        True
+    """
+    a = _regularised(gramian, reg)
+    a_b = a.expand(*u.shape[:-1], *a.shape[-2:])
+    x = nonneg_qp(a_b, (a_b @ u.unsqueeze(-1)).squeeze(-1))
+    return u + x
+
+
+def cagrad_weights(gramian: Tensor, c: float, max_iter: int = 50) -> Tensor:
+    r"""Weights of CAGrad's update (Liu et al., NeurIPS 2021), in the task-gradient basis.
+
+    The dual problem
+
+    .. math:: w^\star = \arg\min_{w \in \Delta} g_w^\top g_0 + c\,\|g_0\|\,\|g_w\|,
+        \qquad g_w = G^\top w,\ g_0 = \tfrac1K G^\top \mathbf 1 ,
+
+    gives the update :math:`d = g_0 + \frac{c\|g_0\|}{\|g_w\|} g_w`, returned as the
+    weights :math:`\tfrac1K \mathbf 1 + \frac{c\|g_0\|}{\|g_w\|} w^\star` (so
+    :math:`d = G^\top \text{weights}`, without the paper's optional 1/(1+c²) rescale).
+
+    Solved exactly by an active-set iteration: on a support S, the optimality
+    conditions with :math:`\lambda = c\|g_0\|/\|g_w\|` give
+    :math:`w_S = a + b/\lambda` with :math:`a = M_S^{-1}\mathbf 1/(\mathbf 1^\top M_S^{-1}\mathbf 1)`
+    and :math:`\mathbf 1^\top b = 0`, hence :math:`\lambda^2 = (c^2\|g_0\|^2 - b^\top M b)\,
+    \mathbf 1^\top M_S^{-1}\mathbf 1` in closed form; the support is then corrected by the
+    signs of w and of the multipliers until it is stable.
+
+    Example:
+        >>> g = torch.tensor([[1.0, 0.0], [0.0, 1.0]], dtype=torch.float64)
+        >>> cagrad_weights(g @ g.T, c=0.4)  # symmetric tasks: d = (1 + c)·g0
+        tensor([0.7000, 0.7000], dtype=torch.float64)
+    """
+    k = gramian.shape[-1]
+    dtype, device = gramian.dtype, gramian.device
+    trace = gramian.diagonal().sum().clamp(min=torch.finfo(dtype).tiny)
+    eye = torch.eye(k, dtype=dtype, device=device)
+    m = gramian / trace + (1e-12 if dtype == torch.float64 else 1e-7) * eye
+    ones = torch.ones(k, dtype=dtype, device=device)
+    q = m @ ones / k
+    g0_sq = float(ones @ q) / k
+    uniform = ones / k
+    if c == 0 or g0_sq <= 0:
+        return uniform
+    target_sq = c * c * g0_sq
+    support = torch.ones(k, dtype=torch.bool, device=device)
+    w = uniform
+    for _ in range(max_iter):
+        both = support.unsqueeze(0) & support.unsqueeze(1)
+        ms = torch.where(both, m, eye)
+        s1 = torch.where(support, ones, torch.zeros_like(ones))
+        qs = torch.where(support, q, torch.zeros_like(q))
+        inv1 = torch.linalg.solve(ms, s1)
+        invq = torch.linalg.solve(ms, qs)
+        denom = s1 @ inv1
+        a = inv1 / denom
+        b = inv1 * ((s1 @ invq) / denom) - invq
+        lam_sq = (target_sq - b @ m @ b) * denom
+        lam = lam_sq.clamp(min=torch.finfo(dtype).eps).sqrt()
+        w = a + b / lam
+        grad = q + lam * (m @ w)  # ∇(wᵀq + (λ/2) wᵀMw) at the fixed point
+        nu = (grad * s1).sum() / s1.sum()
+        new_support = (w - (grad - nu) / m.diagonal().max()) > 0
+        if not bool(new_support.any()):
+            new_support = grad == grad.min()
+        if bool(torch.equal(new_support, support)) and bool((w >= -1e-9).all()):
+            break
+        support = new_support
+    w = w.clamp(min=0)
+    w = w / w.sum()
+    gw = (w @ m @ w).clamp(min=torch.finfo(dtype).tiny).sqrt()
+    out: Tensor = uniform + (c * g0_sq**0.5 / gw) * w
+    return out
+
+
+def bargaining_weights(
+    gramian: Tensor,
+    alpha: float = 1.0,
+    init: Tensor | None = None,
+    max_iter: int = 100,
+    tol: float | None = None,
+) -> Tensor:
+    r"""Solve :math:`M w = w^{-1/\alpha}` for :math:`w > 0` (element-wise power).
+
+    With α = 1 this is Nash-MTL's bargaining system :math:`G G^\top \alpha = 1/\alpha`
+    (Navon et al., ICML 2022); general α > 0 is FairGrad's α-fair system (Ban & Ji,
+    ICML 2024). It is the stationarity condition of the strictly convex
+
+    .. math:: \phi(w) = \tfrac12 w^\top M w - \sum_i h(w_i),\quad h'(w) = w^{-1/\alpha},
+
+    minimised by damped Newton steps that keep w > 0, warm-started from ``init``.
+    The system is first scaled to unit diagonal (:math:`w = D u`,
+    :math:`D = \operatorname{diag}(M)^{-1/2}`), which makes it independent of the scale of
+    each task's gradient; a task with a zero gradient gets weight 0. The relative
+    residual :math:`\max_i |w_i (Mw)_i w_i^{1/\alpha - 1} - 1|` is below ``tol``
+    (default 1e-10 in float64, 1e-5 in float32) unless the Gramian is singular.
+
+    Example:
+        >>> m = torch.tensor([[4.0, 0.0], [0.0, 1.0]], dtype=torch.float64)
+        >>> bargaining_weights(m)  # orthogonal gradients: w_i = 1/‖g_i‖
+        tensor([0.5000, 1.0000], dtype=torch.float64)
+    """
+    dtype, device = gramian.dtype, gramian.device
+    if tol is None:
+        tol = 1e-10 if dtype == torch.float64 else 1e-5
+    p = 1.0 / alpha
+    diag = gramian.diagonal()
+    live = diag > diag.max() * torch.finfo(dtype).eps ** 2
+    out = torch.zeros_like(diag)
+    if not bool(live.any()):
+        return out
+    idx = live.nonzero().squeeze(1)
+    m = gramian[idx][:, idx]
+    d = m.diagonal().rsqrt()
+    k = len(idx)
+    reg = (1e-12 if dtype == torch.float64 else 1e-6) * torch.eye(k, dtype=dtype, device=device)
+    c = d[:, None] * m * d[None, :] + reg
+    s = d.pow(1 - p)  # Mw = w^-p with w = Du  <=>  Cu = s·u^-p
+    u = torch.ones(k, dtype=dtype, device=device)
+    if init is not None and bool((init[idx] > 0).all()):
+        u = init[idx].to(dtype) / d
+
+    def phi(v: Tensor) -> Tensor:
+        h = torch.log(v) if p == 1 else v.pow(1 - p) / (1 - p)
+        return 0.5 * v @ c @ v - (s * h).sum()
+
+    def residual(v: Tensor) -> Tensor:
+        return c @ v - s * v.pow(-p)
+
+    res = residual(u)
+    for _ in range(max_iter):
+        if float((res * u / (s * u.pow(-p) * u)).abs().max()) < tol:
+            break
+        hess = c + torch.diag(p * s * u.pow(-p - 1))
+        step = torch.linalg.solve(hess, res)
+        shrink = step > 0  # coordinates that decrease: stay positive
+        t = min(1.0, 0.99 * float((u[shrink] / step[shrink]).min())) if bool(shrink.any()) else 1.0
+        f0, norm0 = float(phi(u)), float(res.norm())
+        slope = float(res @ step)
+        while True:
+            cand = u - t * step
+            res_c = residual(cand)
+            # Armijo on φ, or (where φ's decrease is below rounding) a smaller residual
+            if float(phi(cand)) <= f0 - 1e-4 * t * slope or float(res_c.norm()) < 0.9 * norm0 or t < 1e-12:
+                break
+            t *= 0.5
+        u, res = cand, res_c
+    out[idx] = d * u
+    return out
