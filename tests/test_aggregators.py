@@ -246,3 +246,49 @@ def test_min_norm_two_task_closed_form_matches_the_qp() -> None:
     m = jac @ jac.T
     w = min_norm_weights(m)
     assert float((w @ jac).norm() ** 2) <= brute_force_min_norm(jac.numpy()) + 1e-10
+
+
+@pytest.mark.parametrize("simplex", [False, True])
+def test_nonneg_qp_fallback_reaches_the_same_solution(simplex: bool) -> None:
+    g = torch.Generator().manual_seed(5)
+    r = torch.randn(6, 6, generator=g, dtype=torch.float64)
+    a = r @ r.T + 0.1 * torch.eye(6, dtype=torch.float64)
+    b = torch.randn(6, generator=g, dtype=torch.float64)
+    exact = nonneg_qp(a, b, simplex=simplex)
+    # one active-set iteration cannot settle here: the projected-gradient fallback finishes
+    rough = nonneg_qp(a, b, simplex=simplex, max_iter=1)
+    torch.testing.assert_close(rough, exact, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("normalization", ["l2", "loss", "loss+"])
+def test_mgda_normalizations_take_the_min_norm_point_of_the_scaled_gradients(normalization: str) -> None:
+    jac = cases(torch.float64)["scales-1e6"]
+    losses = torch.tensor([0.5, 2.0, 3.0, 4.0], dtype=torch.float64)
+    b = tb.create("mgda", tasks=4, normalization=normalization)
+    d, w = b.aggregate(jac, losses)  # type: ignore[attr-defined]
+    norms = jac.norm(dim=1)
+    scale = {"l2": 1 / norms, "loss": 1 / losses, "loss+": 1 / (losses * norms)}[normalization]
+    scaled = scale[:, None] * jac
+    want = min_norm_weights(scaled @ scaled.T) @ scaled
+    torch.testing.assert_close(d, want, rtol=1e-6, atol=1e-9)
+    if normalization != "l2":
+        with pytest.raises(tb.InvalidLossError, match="divides gradients by the loss"):
+            b.backward(
+                [torch.tensor(-1.0, requires_grad=True)] * 4,
+                shared_params=[torch.ones(1, requires_grad=True)],
+            )
+
+
+@pytest.mark.parametrize("mode", ["median", "rmse"])
+def test_aligned_mtl_scale_modes(mode: str) -> None:
+    from taskbalance.gradient.aligned_mtl import aligned_matrix
+
+    jac = cases(torch.float64)["random-5"]
+    m = jac @ jac.T
+    lam = torch.linalg.eigvalsh(m)
+    sigma = lam.median() if mode == "median" else lam.mean()
+    lam_b = torch.linalg.eigvalsh(aligned_matrix(m, mode) @ m @ aligned_matrix(m, mode))
+    torch.testing.assert_close(lam_b, sigma.expand_as(lam_b), rtol=1e-8, atol=0)
+    assert float(aligned_matrix(torch.zeros(3, 3, dtype=torch.float64)).trace()) == 3.0
+    _, w = run("aligned-mtl", jac, scale_mode=mode, pref={str(i): 1.0 for i in range(5)})
+    assert torch.isfinite(w).all()

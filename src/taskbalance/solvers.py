@@ -97,6 +97,7 @@ def nonneg_qp(
     scale = a.diagonal(dim1=-2, dim2=-1).abs().amax(-1, keepdim=True).clamp(min=torch.finfo(a.dtype).tiny)
     free = torch.ones(b.shape, dtype=torch.bool, device=b.device)
     x = torch.zeros_like(b)
+    converged = False
     for _ in range(max_iter):
         x = _solve_masked(a, b, free, simplex)
         grad = (a @ x.unsqueeze(-1)).squeeze(-1) + b
@@ -110,12 +111,15 @@ def nonneg_qp(
                 grad == grad.amin(-1, keepdim=True)
             )
         if bool(torch.equal(new_free, free)):
+            # a stable set satisfies the KKT conditions: x > 0 and zero gradient on it,
+            # x = 0 and a non-negative gradient off it (up to rounding)
+            converged = True
             break
         free = new_free
     x = x.clamp(min=0)
     if simplex:
         x = x / x.sum(-1, keepdim=True).clamp(min=torch.finfo(x.dtype).tiny)
-    if _kkt_residual(a, b, x, simplex) > tol * max(1.0, float(scale.max())):
+    if not converged and _kkt_residual(a, b, x, simplex) > tol * max(1.0, float(scale.max())):
         x = _projected_gradient(a, b, x, simplex, scale)
     del k
     return x

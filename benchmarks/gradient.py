@@ -1,0 +1,256 @@
+"""Speed and memory of the gradient-based methods, as ratios, in one run.
+
+    python benchmarks/gradient.py [--quick] [--out FILE]
+
+(a) The Jacobian engine: per-task gradients by one vectorised backward ("batched")
+    and by one backward per task ("loop"), against one plain backward of the summed
+    loss ("sum"), on an MLP and a small CNN with 2, 3 and 10 tasks, with respect to the
+    shared parameters and to the shared features. Time is the median over repeats;
+    peak memory is the peak resident set size of a fresh process running that one
+    configuration, minus the same process's size before the step.
+(b) Solver time of nash-mtl, cagrad, upgrad and mgda against TorchJD's implementations
+    (quadprog, cvxpy, Frank-Wolfe) on the same Gramians, at 3, 10 and 40 tasks, with
+    the cosine between the two directions.
+(c) A full training step of every gradient method divided by the plain sum of losses
+    (MLP 256-512-512 with one head per task, batch 256, 3 tasks, shared parameters).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+import taskbalance as tb
+from taskbalance.jacobian import jacobian
+
+
+def timeit(fn: Callable[[], object], repeats: int, inner: int = 1) -> float:
+    for _ in range(2):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(inner):
+            fn()
+        times.append((time.perf_counter() - t0) / inner)
+    return statistics.median(times)
+
+
+# ------------------------------------------------------------------ (a) Jacobian engine
+def build(model: str, tasks: int) -> tuple[nn.Module, nn.ModuleList, torch.Tensor]:
+    torch.manual_seed(0)
+    if model == "mlp":
+        enc: nn.Module = nn.Sequential(nn.Linear(128, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU())
+        x = torch.randn(128, 128)
+        width = 256
+    else:
+        enc = nn.Sequential(
+            nn.Conv2d(3, 16, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+        )
+        x = torch.randn(64, 3, 32, 32)
+        width = 32 * 8 * 8
+    heads = nn.ModuleList(
+        nn.Sequential(nn.Linear(width, 64), nn.ReLU(), nn.Linear(64, 1)) for _ in range(tasks)
+    )
+    return enc, heads, x
+
+
+def engine_step(model: str, tasks: int, mode: str, engine: str) -> Callable[[], None]:
+    enc, heads, x = build(model, tasks)
+    shared = list(enc.parameters())
+
+    def step() -> None:
+        z = enc(x)
+        losses = torch.stack([h(z).pow(2).mean() for h in heads])
+        if engine == "sum":
+            torch.autograd.grad(losses.sum(), shared)
+            return
+        inputs = shared if mode == "params" else [z]
+        jacobian(losses, inputs, batched=engine == "batched", retain_graph=False)
+
+    return step
+
+
+def child(spec: str) -> None:
+    """Run one engine configuration and print its time and peak-memory growth (JSON)."""
+    model, tasks, mode, engine, repeats = spec.split(":")
+    torch.set_num_threads(1)
+    step = engine_step(model, int(tasks), mode, engine)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t = timeit(step, int(repeats))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"time": t, "peak_kib": peak - before}))
+
+
+def run_child(spec: str) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", spec], capture_output=True, text=True, check=True
+    )
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def section_a(quick: bool) -> list[str]:
+    repeats = 3 if quick else 10
+    lines = [
+        "| model | tasks | mode | batched time | loop time | batched mem | loop mem |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for model in ("mlp", "cnn"):
+        for tasks in (2, 3, 10):
+            base = run_child(f"{model}:{tasks}:params:sum:{repeats}")
+            for mode in ("params", "features"):
+                r = {e: run_child(f"{model}:{tasks}:{mode}:{e}:{repeats}") for e in ("batched", "loop")}
+                mem = [r[e]["peak_kib"] / max(base["peak_kib"], 1.0) for e in ("batched", "loop")]
+                lines.append(
+                    f"| {model} | {tasks} | {mode} | {r['batched']['time'] / base['time']:.2f} "
+                    f"| {r['loop']['time'] / base['time']:.2f} | {mem[0]:.2f} | {mem[1]:.2f} |"
+                )
+    return lines
+
+
+# ------------------------------------------------------------------------ (b) solvers
+def section_b(quick: bool) -> list[str]:
+    from torchjd import aggregation as agg
+
+    repeats = 5 if quick else 20
+    lines = [
+        "| method | tasks | taskbalance (ms) | TorchJD (ms) | speed-up | cosine |",
+        "|---|---|---|---|---|---|",
+    ]
+    for k in (3, 10, 40):
+        g = torch.Generator().manual_seed(k)
+        jac = torch.randn(k, 2000, generator=g, dtype=torch.float64) + 0.3
+        gram = jac @ jac.T
+        ours_specs: dict[str, tuple[tb.Balancer, Callable[[], object]]] = {}
+        for name, kw in (
+            ("nash-mtl", {"max_norm": None}),
+            ("cagrad", {"rescale": False}),
+            ("upgrad", {}),
+            ("mgda", {}),
+        ):
+            b = tb.create(name, tasks=k, **kw)
+            ours_specs[name] = (
+                b,
+                lambda b=b, gram=gram, k=k: b._weights(gram, torch.ones(k, dtype=torch.float64), slice(None)),
+            )
+        theirs: dict[str, Callable[[], torch.Tensor]] = {
+            "nash-mtl": lambda k=k, jac=jac: agg.NashMTL(n_tasks=k, max_norm=0.0).weighting(jac),
+            "cagrad": lambda gram=gram: agg.CAGrad(c=0.4).gramian_weighting(gram),
+            "upgrad": lambda gram=gram: agg.UPGrad().gramian_weighting(gram),
+            "mgda": lambda gram=gram: agg.MGDA().gramian_weighting(gram),
+        }
+        for name, (_, ours) in ours_specs.items():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                t_ours = timeit(ours, repeats)
+                t_theirs = timeit(theirs[name], max(3, repeats // 4))
+                w_ours = torch.as_tensor(ours()).double()
+                w_theirs = theirs[name]().double()
+            d1, d2 = w_ours @ jac, w_theirs @ jac
+            cos = float(d1 @ d2 / (d1.norm() * d2.norm()))
+            lines.append(
+                f"| {name} | {k} | {1e3 * t_ours:.2f} | {1e3 * t_theirs:.2f} | "
+                f"{t_theirs / t_ours:.1f}x | {cos:.5f} |"
+            )
+    return lines
+
+
+# ---------------------------------------------------------------------- (c) full step
+def section_c(quick: bool) -> list[str]:
+    rounds = 5 if quick else 20
+    torch.set_num_threads(1)
+
+    def make(method: str) -> Callable[[], None]:
+        torch.manual_seed(0)
+        enc = nn.Sequential(nn.Linear(256, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU())
+        heads = nn.Linear(512, 3)
+        x, y = torch.randn(256, 256), torch.randn(256, 3)
+        names = ["a", "b", "c"]
+        if method == "sum":
+            opt = torch.optim.Adam([*enc.parameters(), *heads.parameters()], lr=1e-4)
+
+            def step() -> None:
+                opt.zero_grad(set_to_none=True)
+                ((heads(enc(x)) - y) ** 2).mean(0).sum().backward()
+                opt.step()
+
+            return step
+        b = tb.create(method, tasks=names)
+        opt = torch.optim.Adam(
+            [{"params": [*enc.parameters(), *heads.parameters()], "lr": 1e-4}, *b.param_groups(lr=1e-3)]
+        )
+
+        def step() -> None:
+            opt.zero_grad(set_to_none=True)
+            per_task = ((heads(enc(x)) - y) ** 2).mean(0)
+            b.backward(dict(zip(names, per_task.unbind())), shared_params=enc.parameters())
+            opt.step()
+
+        return step
+
+    methods = ["sum", *tb.methods("gradient")]
+    steps = {m: make(m) for m in methods}
+    times: dict[str, list[float]] = {m: [] for m in methods}
+    for _ in range(rounds):
+        for m in methods:
+            times[m].append(timeit(steps[m], 1, inner=5))
+    base = times["sum"]
+    lines = ["| method | step time / sum | ms/step |", "|---|---|---|"]
+    for m in methods:
+        ratio = statistics.median(t / s for t, s in zip(times[m], base))
+        lines.append(f"| {m} | {ratio:.2f} | {1e3 * statistics.median(times[m]):.2f} |")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repeats (a smoke run)")
+    parser.add_argument("--out", default=None, help="also write the Markdown here")
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child)
+        return
+    torch.set_num_threads(1)
+    head = f"torch {torch.__version__}, {platform.machine()}, 1 thread"
+    parts = [
+        head,
+        "",
+        "(a) Jacobian engine: time and peak memory relative to one plain backward",
+        "",
+        *section_a(args.quick),
+        "",
+        "(b) solvers on the same Gramians, float64",
+        "",
+        *section_b(args.quick),
+        "",
+        "(c) full training step relative to the plain sum (3 tasks)",
+        "",
+        *section_c(args.quick),
+    ]
+    text = "\n".join(parts)
+    print(text)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
