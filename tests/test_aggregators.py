@@ -265,7 +265,7 @@ def test_mgda_normalizations_take_the_min_norm_point_of_the_scaled_gradients(nor
     jac = cases(torch.float64)["scales-1e6"]
     losses = torch.tensor([0.5, 2.0, 3.0, 4.0], dtype=torch.float64)
     b = tb.create("mgda", tasks=4, normalization=normalization)
-    d, w = b.aggregate(jac, losses)  # type: ignore[attr-defined]
+    d, _ = b.aggregate(jac, losses)  # type: ignore[attr-defined]
     norms = jac.norm(dim=1)
     scale = {"l2": 1 / norms, "loss": 1 / losses, "loss+": 1 / (losses * norms)}[normalization]
     scaled = scale[:, None] * jac
