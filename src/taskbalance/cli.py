@@ -1,8 +1,9 @@
 """The ``taskbalance`` command.
 
-``taskbalance bench`` trains a shared MLP on the ``noisy-tasks`` problem (regression
-tasks of known noise std and a classifier with label noise) with each method and
-prints the σ each uncertainty method learned against the true σ.
+``taskbalance bench`` compares methods on the built-in problems (by default every
+method on ``noisy-tasks``, where the learned σ can be checked against the known noise)
+and writes JSON, CSV, a Markdown report and PNG plots; ``taskbalance data`` lists
+which problems' data is on this machine.
 """
 
 from __future__ import annotations
@@ -12,22 +13,10 @@ import sys
 import time
 from collections.abc import Sequence
 
-from .bench.noisy import NoisyResult, make_noisy_tasks, train_noisy
-from .registry import get_method
+from .bench.problems import PROBLEMS, get_problem
+from .registry import get_method, methods
 
 __all__ = ["main"]
-
-DEFAULT_METHODS = ("equal", "uw", "uw-simplified", "uw-revised")
-
-
-def _floats(text: str) -> tuple[float, ...]:
-    try:
-        values = tuple(float(v) for v in text.split(",") if v.strip())
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from exc
-    if not values or any(v <= 0 for v in values):
-        raise argparse.ArgumentTypeError(f"noise stds must be positive, got {text!r}")
-    return values
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -40,97 +29,98 @@ def _names(text: str) -> tuple[str, ...]:
     return names
 
 
+def _problems(text: str) -> tuple[str, ...]:
+    names = tuple(v.strip() for v in text.split(",") if v.strip())
+    for n in names:
+        if n not in PROBLEMS:
+            raise argparse.ArgumentTypeError(f"unknown problem {n!r}; available: {', '.join(PROBLEMS)}")
+    return names
+
+
 def _table(rows: list[list[str]]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = [
-        "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows
-    ]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
 
-def report(results: list[NoisyResult], noise_stds: Sequence[float], label_noise: float) -> str:
-    """The terminal table: true σ, held-out residual std and learned σ per method."""
-    methods = [r.method for r in results]
-    rows = [["task", "true σ", f"resid. std ({results[0].method})", *[f"σ {m}" for m in methods]]]
-    first = results[0]
-    for std in noise_stds:
-        task = f"reg_{std:g}"
-        rows.append(
-            [
-                task,
-                f"{std:g}",
-                f"{first.test_residual_std[task]:.3f}",
-                *[f"{r.learned_sigma[task]:.3f}" if task in r.learned_sigma else "-" for r in results],
-            ]
-        )
-    rows.append(
-        [
-            "cls",
-            f"flip {label_noise:g}",
-            "-",
-            *[f"{r.learned_sigma['cls']:.3f}" if "cls" in r.learned_sigma else "-" for r in results],
-        ]
-    )
-    acc = ["accuracy", "", "", *[f"{r.test_accuracy:.3f}" for r in results]]
-    resid = [
-        "mean resid. std",
-        "",
-        "",
-        *[f"{sum(r.test_residual_std.values()) / len(r.test_residual_std):.3f}" for r in results],
-    ]
-    return _table([*rows, acc, resid])
-
-
 def _bench(args: argparse.Namespace) -> int:
-    data = make_noisy_tasks(args.noise, args.label_noise, seed=args.seed)
-    results = []
+    from .bench.report import terminal_table, write_reports
+    from .bench.runner import run_bench
+
+    if args.suite == "full":
+        problems: tuple[str, ...] = tuple(PROBLEMS)
+    else:
+        problems = args.problems
+    missing = [
+        (p, where) for p in problems for ok, where in [get_problem(p).available(args.data_dir)] if not ok
+    ]
+    if missing:
+        for p, why in missing:
+            print(f"{p}: {why}", file=sys.stderr)
+        return 2
     start = time.perf_counter()
-    for i, method in enumerate(args.methods, 1):
-        t0 = time.perf_counter()
-        results.append(train_noisy(method, data, epochs=args.epochs, seed=args.seed))
-        print(f"[{i}/{len(args.methods)}] {method}: {time.perf_counter() - t0:.1f}s", file=sys.stderr)
-    print(
-        f"noisy-tasks: {len(data.x_train)} train / {len(data.x_test)} test samples, "
-        f"{args.epochs} epochs, seed {args.seed}"
+    seeds = list(range(args.seeds))
+    results = run_bench(
+        problems,
+        args.methods,
+        seeds,
+        args.out,
+        epochs=args.epochs,
+        device=args.device,
+        quick=args.quick,
+        data_path=args.data_dir,
+        progress=not args.no_progress,
     )
-    print(report(results, args.noise, args.label_noise))
+    paths = write_reports(results, args.out, plots=not args.no_plots)
+    print(terminal_table(results))
     print(
-        "uw recovers σ² = held-out MSE (the noise variance); uw-revised learns "
-        "σ² = (L + √(L² + 8L))/4, smaller for L > 1, larger for L < 1."
+        f"\nwrote {paths['json']}, {paths['csv']}, {paths['markdown']} and the plots into {args.out} "
+        f"({time.perf_counter() - start:.0f}s)"
     )
-    print(f"total {time.perf_counter() - start:.1f}s")
+    return 0
+
+
+def _data(args: argparse.Namespace) -> int:
+    rows = [["problem", "available", "data"]]
+    for name in PROBLEMS:
+        ok, where = get_problem(name).available(args.data_dir)
+        rows.append([name, "yes" if ok else "no", where])
+    print(_table(rows))
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``taskbalance`` command."""
     parser = argparse.ArgumentParser(
-        prog="taskbalance", description=__doc__.splitlines()[0] if __doc__ else None
+        prog="taskbalance", description="Balance the losses of multi-task networks."
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    bench = sub.add_parser("bench", help="compare methods on the noisy-tasks problem")
+    bench = sub.add_parser("bench", help="compare methods on built-in multi-task problems")
     bench.add_argument(
-        "--methods",
-        type=_names,
-        default=DEFAULT_METHODS,
-        help="comma-separated method names (default: %(default)s)",
+        "--problems",
+        type=_problems,
+        default=("noisy-tasks",),
+        help=f"comma-separated problems (default: noisy-tasks; available: {', '.join(PROBLEMS)})",
     )
     bench.add_argument(
-        "--noise",
-        type=_floats,
-        default=(1.0, 3.0, 10.0),
-        help="noise std of each regression task (default: 1,3,10)",
+        "--suite", choices=("default", "full"), default="default", help="'full' runs every problem"
     )
     bench.add_argument(
-        "--label-noise",
-        type=float,
-        default=0.1,
-        help="probability of a random label for the classifier (default: 0.1)",
+        "--methods", type=_names, default=tuple(methods()), help="comma-separated method names (default: all)"
     )
-    bench.add_argument("--epochs", type=int, default=30)
-    bench.add_argument("--seed", type=int, default=0)
+    bench.add_argument("--seeds", type=int, default=1, help="number of seeds (default: 1)")
+    bench.add_argument("--epochs", type=int, default=None, help="epochs (default: the problem's own)")
+    bench.add_argument("--device", default="cpu")
+    bench.add_argument("--out", default="bench-out", help="output folder; re-running resumes it")
+    bench.add_argument("--data-dir", default=None, help="where the data files are, if not installed")
+    bench.add_argument("--quick", action="store_true", help="tiny data (smoke test)")
+    bench.add_argument("--no-plots", action="store_true")
+    bench.add_argument("--no-progress", action="store_true")
     bench.set_defaults(func=_bench)
+    data = sub.add_parser("data", help="list the problems whose data is on this machine")
+    data.add_argument("--data-dir", default=None)
+    data.set_defaults(func=_data)
     return parser
 
 
@@ -138,8 +128,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``taskbalance`` command.
 
     Example:
-        >>> main(["bench", "--methods", "uw", "--noise", "1", "--epochs", "1"])  # doctest: +ELLIPSIS
-        noisy-tasks: ...
+        >>> main(["data"])  # doctest: +ELLIPSIS
+        problem ...
         0
     """
     args = build_parser().parse_args(argv)

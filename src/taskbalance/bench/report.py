@@ -1,0 +1,243 @@
+"""Turn aggregated bench results into a terminal table, CSV, Markdown and PNG plots."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any
+
+from .runner import STL, write_atomic
+
+__all__ = ["terminal_table", "write_reports", "plot_problem"]
+
+
+def _fmt(ms: dict[str, float], digits: int = 3) -> str:
+    return f"{ms['mean']:.{digits}f} ± {ms['std']:.{digits}f}"
+
+
+def _rows(name: str, res: dict[str, Any]) -> list[list[str]]:
+    tasks = list(res["metrics"])
+    header = [
+        "method",
+        *[
+            f"{t} {res['metrics'][t]['name']}{'↑' if res['metrics'][t]['higher_is_better'] else '↓'}"
+            for t in tasks
+        ],
+        "Δm% vs STL",
+        "Δm% vs equal",
+        "ms/step",
+    ]
+    rows = [header]
+    methods = res["methods"]
+    order = sorted(methods, key=lambda m: (m == STL, methods[m]["delta_stl"]["mean"]))
+    for m in order:
+        row = methods[m]
+        rows.append(
+            [
+                m,
+                *[_fmt(row["metrics"][t]) for t in tasks],
+                _fmt(row["delta_stl"], 2),
+                _fmt(row["delta_equal"], 2) if "delta_equal" in row else "-",
+                f"{1e3 * row['time_per_step']:.1f}",
+            ]
+        )
+    return rows
+
+
+def terminal_table(results: dict[str, Any]) -> str:
+    """One table per problem, methods sorted by Δm% against single-task models."""
+    out = []
+    for name, res in results["problems"].items():
+        rows = _rows(name, res)
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        lines = [
+            "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+            for r in rows
+        ]
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        out.append(f"{name}: {res['description']}\n" + "\n".join(lines))
+        sigma = _sigma_lines(res)
+        if sigma:
+            out.append(sigma)
+    return "\n\n".join(out)
+
+
+def _sigma_lines(res: dict[str, Any]) -> str:
+    true = res.get("true_sigma") or {}
+    learned = {m: r["sigma"] for m, r in res["methods"].items() if r["sigma"]}
+    if not true or not learned:
+        return ""
+    lines = [
+        "learned σ (mean over seeds) against the true noise std:",
+        "task      true  " + "  ".join(f"{m:>13}" for m in learned),
+    ]
+    for t, s in true.items():
+        lines.append(
+            f"{t:<8} {s:5g}  "
+            + "  ".join(
+                f"{learned[m][t]['mean']:13.3f}" if t in learned[m] else f"{'-':>13}" for m in learned
+            )
+        )
+    return "\n".join(lines)
+
+
+def _markdown(results: dict[str, Any], pictures: dict[str, list[str]]) -> str:
+    parts = [
+        "# taskbalance bench report",
+        "",
+        f"Configuration: `{results['config']}`",
+        "",
+        "Δm% = (100/K) Σₖ (−1)^hₖ (Mₖ − Mₖᵇ)/Mₖᵇ (hₖ = 1 when higher is better): lower is better, "
+        "negative beats the baseline. Mean ± std over seeds.",
+        "",
+    ]
+    for name, res in results["problems"].items():
+        rows = _rows(name, res)
+        parts += [
+            f"## {name}",
+            "",
+            res["description"],
+            "",
+            "| " + " | ".join(rows[0]) + " |",
+            "|" + "---|" * len(rows[0]),
+        ]
+        parts += ["| " + " | ".join(r) + " |" for r in rows[1:]]
+        sigma = _sigma_lines(res)
+        if sigma:
+            parts += ["", "```", sigma, "```"]
+        parts += [""] + [f"![{p}]({p})" for p in pictures.get(name, [])] + [""]
+    return "\n".join(parts)
+
+
+def _csv(results: dict[str, Any]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(
+        [
+            "problem",
+            "method",
+            "task",
+            "metric",
+            "mean",
+            "std",
+            "delta_stl_mean",
+            "delta_stl_std",
+            "delta_equal_mean",
+            "delta_equal_std",
+            "time_per_step_s",
+        ]
+    )
+    for name, res in results["problems"].items():
+        for m, row in res["methods"].items():
+            for t, ms in row["metrics"].items():
+                de = row.get("delta_equal", {"mean": "", "std": ""})
+                w.writerow(
+                    [
+                        name,
+                        m,
+                        t,
+                        res["metrics"][t]["name"],
+                        ms["mean"],
+                        ms["std"],
+                        row["delta_stl"]["mean"],
+                        row["delta_stl"]["std"],
+                        de["mean"],
+                        de["std"],
+                        row["time_per_step"],
+                    ]
+                )
+    return buf.getvalue()
+
+
+def plot_problem(name: str, res: dict[str, Any], out: Path) -> list[str]:
+    """Loss curves, weight trajectories, Δm% per method and (noisy-tasks) learned σ.
+
+    Returns the written file names (relative to ``out``).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    methods = res["methods"]
+    tasks = list(res["metrics"])
+
+    def save(fig: Any, stem: str) -> None:
+        buf = io.BytesIO()
+        fig.tight_layout()
+        fig.savefig(buf, format="png", dpi=80)
+        plt.close(fig)
+        write_atomic(out / f"{name}-{stem}.png", buf.getvalue())
+        written.append(f"{name}-{stem}.png")
+
+    fig, axes = plt.subplots(1, len(tasks), figsize=(3.2 * len(tasks), 3), squeeze=False)
+    for ax, t in zip(axes[0], tasks):
+        for m, row in methods.items():
+            if t in row["loss_curves"]:
+                ax.plot(range(1, len(row["loss_curves"][t]) + 1), row["loss_curves"][t], label=m, lw=1)
+        ax.set_title(f"{t}: train loss", fontsize=9)
+        ax.set_xlabel("epoch", fontsize=8)
+        ax.set_yscale("log")
+    axes[0][-1].legend(fontsize=6, ncol=2)
+    save(fig, "loss-curves")
+
+    weighted = {m: r["weights"] for m, r in methods.items() if r["weights"] and m != STL}
+    fig, axes = plt.subplots(1, len(tasks), figsize=(3.2 * len(tasks), 3), squeeze=False)
+    for ax, t in zip(axes[0], tasks):
+        for m, w in weighted.items():
+            ax.plot(range(1, len(w[t]) + 1), w[t], label=m, lw=1)
+        ax.set_title(f"{t}: weight (epoch mean)", fontsize=9)
+        ax.set_xlabel("epoch", fontsize=8)
+        ax.set_yscale("symlog", linthresh=1e-2)
+    axes[0][-1].legend(fontsize=6, ncol=2)
+    save(fig, "weights")
+
+    order = sorted((m for m in methods if m != STL), key=lambda m: methods[m]["delta_stl"]["mean"])
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.35 * len(order) + 1), 3))
+    ax.bar(
+        range(len(order)),
+        [methods[m]["delta_stl"]["mean"] for m in order],
+        yerr=[methods[m]["delta_stl"]["std"] for m in order],
+        color="steelblue",
+    )
+    ax.axhline(0, color="black", lw=0.8)
+    ax.set_xticks(range(len(order)))
+    ax.set_xticklabels(order, rotation=60, ha="right", fontsize=7)
+    ax.set_ylabel("Δm% vs single-task (lower is better)", fontsize=8)
+    save(fig, "delta-m")
+
+    true = res.get("true_sigma") or {}
+    learned = {m: r["sigma"] for m, r in methods.items() if r["sigma"]}
+    if true and learned:
+        fig, ax = plt.subplots(figsize=(4, 3.4))
+        lim = max(true.values()) * 1.3
+        ax.plot([0, lim], [0, lim], color="grey", lw=0.8, ls="--", label="σ = true σ")
+        for m, sig in learned.items():
+            ts = [t for t in true if t in sig]
+            ax.errorbar(
+                [true[t] for t in ts],
+                [sig[t]["mean"] for t in ts],
+                yerr=[sig[t]["std"] for t in ts],
+                marker="o",
+                ls="",
+                label=m,
+                capsize=2,
+            )
+        ax.set_xlabel("true noise std", fontsize=8)
+        ax.set_ylabel("learned σ", fontsize=8)
+        ax.legend(fontsize=7)
+        save(fig, "sigma")
+    return written
+
+
+def write_reports(results: dict[str, Any], out: str | Path, plots: bool = True) -> dict[str, Path]:
+    """Write ``results.csv``, ``report.md`` and the PNG plots into ``out``."""
+    root = Path(out)
+    pictures = {
+        name: plot_problem(name, res, root) if plots else [] for name, res in results["problems"].items()
+    }
+    write_atomic(root / "results.csv", _csv(results))
+    write_atomic(root / "report.md", _markdown(results, pictures))
+    return {"csv": root / "results.csv", "markdown": root / "report.md", "json": root / "results.json"}

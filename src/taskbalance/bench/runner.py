@@ -1,0 +1,304 @@
+"""The benchmark runner: methods × problems × seeds, resumable, with Δm%.
+
+Each cell (problem, method, seed) trains one model and is saved as its own JSON file
+the moment it finishes (written to a temporary file, then renamed), so an interrupted
+run loses at most the cell in progress and never leaves a half-written file; running
+again into the same ``--out`` skips every finished cell whose configuration matches.
+
+Δm% follows Maninis et al. (CVPR 2019) and the multi-task literature since:
+
+.. math::
+    \\Delta m\\% = \\frac{100}{K}\\sum_{k=1}^{K} (-1)^{h_k}\\,\\frac{M_{m,k} - M_{b,k}}{M_{b,k}},
+
+with :math:`h_k = 1` when higher is better for task k, against a baseline b: the
+single-task models (one model per task, same architecture, trained on that task
+alone), or equal weighting. Lower is better; negative means better than the baseline.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..base import Balancer
+from ..registry import create
+from .problems import Problem, Split, get_problem
+
+__all__ = ["train_cell", "run_bench", "delta_m", "write_atomic", "STL"]
+
+STL = "single-task"
+
+
+def write_atomic(path: Path, text: str | bytes) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(text.encode() if isinstance(text, str) else text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def delta_m(metrics: dict[str, float], base: dict[str, float], higher: dict[str, bool]) -> float:
+    """Δm% of ``metrics`` against ``base`` (see the module docstring).
+
+    Example:
+        >>> delta_m({"a": 0.9, "b": 2.0}, {"a": 0.8, "b": 2.5}, {"a": True, "b": False})
+        -16.25
+    """
+    terms = [(-1 if higher[k] else 1) * (metrics[k] - base[k]) / base[k] for k in base]
+    return round(100 * sum(terms) / len(terms), 10)
+
+
+def _method_kwargs(method: str, problem: Problem) -> dict[str, Any]:
+    if method == "stch":
+        return {"warmup_epochs": 1}
+    if method == "static":
+        return {"weights": [1.0] * len(problem.tasks)}
+    return {}
+
+
+def train_cell(
+    problem: Problem,
+    train: Split,
+    test: Split,
+    method: str,
+    seed: int,
+    epochs: int,
+    device: str = "cpu",
+    task: str | None = None,
+) -> dict[str, Any]:
+    """Train one model with ``method`` (or on ``task`` alone) and evaluate it.
+
+    Gradient-based methods balance the gradients of the shared features (the cheap
+    MGDA-UB mode) except DB-MTL, which needs the shared parameters. Returns the test
+    metrics, per-epoch training losses and weights, learned σ where there is one, and
+    the mean time per step.
+    """
+    torch.manual_seed(seed)
+    model = problem.model().to(device)
+    tasks = {task: problem.tasks[task]} if task else dict(problem.tasks)
+    balancer: Balancer = create(
+        "equal" if task else method, tasks=tasks, **({} if task else _method_kwargs(method, problem))
+    ).to(device)
+    opt = torch.optim.Adam(
+        [
+            {"params": model.parameters(), "lr": problem.lr},
+            *balancer.param_groups(lr=0.1 if balancer.kind == "loss" else problem.lr, betas=(0.9, 0.99)),
+        ]
+    )
+    features = balancer.kind == "gradient" and bool(getattr(balancer, "supports_features", False))
+    uses_after_step = type(balancer).after_step is not Balancer.after_step
+    initial = (
+        problem.evaluate(model, test) if any(m == "loss-ratio" for m, _ in problem.metrics.values()) else {}
+    )
+    gen = torch.Generator().manual_seed(seed)
+    n = len(train)
+    curves: dict[str, list[float]] = {t: [] for t in tasks}
+    weights: dict[str, list[float]] = {t: [] for t in tasks}
+    steps, start = 0, time.perf_counter()
+    for _ in range(epochs):
+        perm = torch.randperm(n, generator=gen)
+        sums = {t: 0.0 for t in tasks}
+        wsum = {t: 0.0 for t in tasks}
+        batches = 0
+        for i in range(0, n, problem.batch_size):
+            idx = perm[i : i + problem.batch_size]
+            x = train.x[idx].to(device)
+            y = {t: train.y[t][idx].to(device) for t in tasks}
+            z, out = model(x)
+            losses = {t: problem.loss(t, out[t], y[t]) for t in tasks}
+            opt.zero_grad(set_to_none=True)
+            if balancer.kind == "gradient":
+                balancer.backward(
+                    losses, **({"features": z} if features else {"shared_params": model.encoder.parameters()})
+                )
+            else:
+                balancer.backward(losses)
+            opt.step()
+            if uses_after_step:
+                with torch.no_grad():
+                    _, out = model(x)
+                    balancer.after_step({t: problem.loss(t, out[t], y[t]) for t in tasks})
+            for t in tasks:
+                sums[t] += float(losses[t].detach())
+                wsum[t] += float(balancer.weights[t]) if t in balancer.weights else 0.0
+            batches += 1
+            steps += 1
+        balancer.epoch_end()
+        for t in tasks:
+            curves[t].append(sums[t] / batches)
+            weights[t].append(wsum[t] / batches)
+    elapsed = time.perf_counter() - start
+    metrics = problem.evaluate(model, test)
+    if initial:
+        metrics = {
+            t: metrics[t] / initial[t] if problem.metrics[t][0] == "loss-ratio" else v
+            for t, v in metrics.items()
+        }
+    sigma = getattr(balancer, "sigma", None)
+    return {
+        "metrics": {t: metrics[t] for t in tasks},
+        "loss_curves": curves,
+        "weights": weights,
+        "sigma": {k: float(v) for k, v in sigma.items()} if sigma is not None else {},
+        "time_per_step": elapsed / max(steps, 1),
+        "steps": steps,
+    }
+
+
+def _progress(done: int, total: int, label: str, t0: float) -> None:
+    width = 28
+    filled = int(width * done / max(total, 1))
+    eta = (time.perf_counter() - t0) / max(done, 1) * (total - done)
+    sys.stderr.write(
+        f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {label[:40]:<40} eta {eta:4.0f}s"
+    )
+    sys.stderr.flush()
+
+
+def run_bench(
+    problems: Sequence[str],
+    methods: Sequence[str],
+    seeds: Sequence[int],
+    out: str | os.PathLike[str],
+    epochs: int | None = None,
+    device: str = "cpu",
+    quick: bool = False,
+    data_path: str | None = None,
+    progress: bool = True,
+    on_cell: Callable[[str, str, int], None] | None = None,
+) -> dict[str, Any]:
+    """Run every (problem, method, seed) cell and the single-task baselines into ``out``.
+
+    Returns the aggregated results (also written to ``out/results.json``).
+    """
+    root = Path(out)
+    cells: list[tuple[str, str, int]] = []
+    for p in problems:
+        for s in seeds:
+            cells += [(p, m, s) for m in methods]
+            cells.append((p, STL, s))
+    t0 = time.perf_counter()
+    done = 0
+    loaded: dict[str, tuple[Problem, Split, Split]] = {}
+    for p_name, method, seed in cells:
+        problem = get_problem(p_name)
+        ep = epochs or problem.epochs
+        config = {"problem": p_name, "method": method, "seed": seed, "epochs": ep, "quick": quick}
+        path = root / "cells" / p_name / method / f"seed{seed}.json"
+        if path.is_file():
+            try:
+                cached = json.loads(path.read_text())
+                if cached.get("config") == config:
+                    done += 1
+                    continue
+            except json.JSONDecodeError:
+                pass  # a damaged cell is recomputed
+        if progress:
+            _progress(done, len(cells), f"{p_name} {method} seed {seed}", t0)
+        if p_name not in loaded:
+            problem_obj = get_problem(p_name)
+            train, test = problem_obj.load(quick=quick, path=data_path)
+            loaded[p_name] = (problem_obj, train, test)
+        problem, train, test = loaded[p_name]
+        if method == STL:
+            parts = [
+                train_cell(problem, train, test, method, seed, ep, device, task=t) for t in problem.tasks
+            ]
+            result: dict[str, Any] = {
+                "metrics": {t: r["metrics"][t] for t, r in zip(problem.tasks, parts)},
+                "loss_curves": {t: r["loss_curves"][t] for t, r in zip(problem.tasks, parts)},
+                "weights": {},
+                "sigma": {},
+                "time_per_step": sum(r["time_per_step"] for r in parts),
+                "steps": parts[0]["steps"],
+            }
+        else:
+            result = train_cell(problem, train, test, method, seed, ep, device)
+        result["config"] = config
+        write_atomic(path, json.dumps(result, indent=1))
+        done += 1
+        if on_cell is not None:
+            on_cell(p_name, method, seed)
+    if progress:
+        _progress(done, len(cells), "done", t0)
+        sys.stderr.write("\n")
+    return aggregate(root, problems, methods, seeds, epochs, quick)
+
+
+def aggregate(
+    root: Path,
+    problems: Sequence[str],
+    methods: Sequence[str],
+    seeds: Sequence[int],
+    epochs: int | None,
+    quick: bool,
+) -> dict[str, Any]:
+    """Mean ± std over seeds, Δm% against single-task and equal weighting, per problem."""
+    results: dict[str, Any] = {"problems": {}}
+    for p_name in problems:
+        problem = get_problem(p_name)
+        higher = {t: h for t, (_, h) in problem.metrics.items()}
+        rows: dict[str, Any] = {}
+        cells: dict[str, list[dict[str, Any]]] = {}
+        for m in [*methods, STL]:
+            cells[m] = [
+                json.loads((root / "cells" / p_name / m / f"seed{s}.json").read_text()) for s in seeds
+            ]
+        for m, runs in cells.items():
+            per_seed_stl = [delta_m(r["metrics"], c["metrics"], higher) for r, c in zip(runs, cells[STL])]
+            row = {
+                "metrics": {t: _mean_std([r["metrics"][t] for r in runs]) for t in problem.tasks},
+                "delta_stl": _mean_std(per_seed_stl),
+                "time_per_step": statistics.mean(r["time_per_step"] for r in runs),
+                "sigma": {t: _mean_std([r["sigma"][t] for r in runs]) for t in runs[0]["sigma"]},
+                "weights": {
+                    t: [statistics.mean(v) for v in zip(*(r["weights"][t] for r in runs))]
+                    for t in runs[0]["weights"]
+                },
+                "loss_curves": {
+                    t: [statistics.mean(v) for v in zip(*(r["loss_curves"][t] for r in runs))]
+                    for t in runs[0]["loss_curves"]
+                },
+            }
+            if "equal" in cells:
+                row["delta_equal"] = _mean_std(
+                    [delta_m(r["metrics"], c["metrics"], higher) for r, c in zip(runs, cells["equal"])]
+                )
+            rows[m] = row
+        results["problems"][p_name] = {
+            "description": problem.description,
+            "metrics": {t: {"name": n, "higher_is_better": h} for t, (n, h) in problem.metrics.items()},
+            "true_sigma": dict(
+                zip([f"reg_{s:g}" for s in problem.info.get("noise", ())], problem.info.get("noise", ()))
+            ),
+            "methods": rows,
+        }
+    results["config"] = {
+        "problems": list(problems),
+        "methods": list(methods),
+        "seeds": list(seeds),
+        "epochs": epochs,
+        "quick": quick,
+    }
+    write_atomic(root / "results.json", json.dumps(results, indent=1))
+    return results
+
+
+def _mean_std(values: list[float]) -> dict[str, float]:
+    return {"mean": statistics.mean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0}

