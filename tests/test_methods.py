@@ -218,3 +218,13 @@ def test_famo_min_losses_allow_losses_above_a_negative_bound() -> None:
     b = tb.create("famo", tasks=["a", "b"], min_losses={"a": -2.0, "b": 0.0})
     total = b({"a": torch.tensor(-1.0, requires_grad=True), "b": torch.tensor(1.0, requires_grad=True)})
     assert torch.isfinite(total)
+
+
+def test_per_task_values_accept_a_mapping_a_sequence_or_one_number() -> None:
+    assert tb.create("static", tasks=["a", "b"], weights=0.5).static_weights.tolist() == [0.5, 0.5]
+    b = tb.create("famo", tasks=["a", "b"], min_losses={"a": -1.0, "b": 0.0})
+    assert b.min_losses.tolist() == [-1.0, 0.0]
+    with pytest.raises(ValueError, match=r"min_losses must name exactly the tasks.*unknown \['z'\]"):
+        tb.create("famo", tasks=["a", "b"], min_losses={"a": 0.0, "b": 0.0, "z": 1.0})
+    with pytest.raises(ValueError, match="must be given"):
+        b._per_task(None, "the things")

@@ -205,6 +205,36 @@ class Balancer(nn.Module):
         self.skipped = False
 
     # ------------------------------------------------------------------ inputs
+    def _per_task(
+        self,
+        values: Mapping[str, float] | Sequence[float] | float | None,
+        what: str,
+        default: float | None = None,
+    ) -> list[float]:
+        """One number per declared task, from a mapping by task name, a sequence in
+        declared order, one number for every task, or ``default`` when ``values`` is None.
+        """
+        k = self.num_tasks
+        if values is None:
+            if default is None:
+                raise ValueError(f"{what} must be given")
+            return [float(default)] * k
+        if isinstance(values, (int, float)) and not isinstance(values, bool):
+            return [float(values)] * k
+        if isinstance(values, Mapping):
+            missing = [n for n in self.task_names if n not in values]
+            unknown = [n for n in values if n not in self._position]
+            if missing or unknown:
+                raise ValueError(
+                    f"{what} must name exactly the tasks {list(self.task_names)}; missing {missing}, "
+                    f"unknown {unknown}"
+                )
+            return [float(values[n]) for n in self.task_names]
+        out = [float(v) for v in values]  # type: ignore[union-attr]
+        if len(out) != k:
+            raise ValueError(f"got {len(out)} {what} for {k} tasks")
+        return out
+
     def _collect(self, losses: LossInput, need_grad: bool = True) -> tuple[list[str], list[Tensor]]:
         """Task names and tensors of the tasks present, in declared order, checked."""
         if isinstance(losses, Mapping):

@@ -85,14 +85,7 @@ class AlignedMTL(GramianBalancer):
         if scale_mode not in ("min", "median", "rmse"):
             raise ValueError(f"scale_mode must be 'min', 'median' or 'rmse', got {scale_mode!r}")
         self.scale_mode = scale_mode
-        if pref is None:
-            values = [1.0 / self.num_tasks] * self.num_tasks
-        elif isinstance(pref, Mapping):
-            values = [float(pref[n]) for n in self.task_names]
-        else:
-            values = [float(v) for v in pref]
-        if len(values) != self.num_tasks:
-            raise ValueError(f"got {len(values)} preference weights for {self.num_tasks} tasks")
+        values = self._per_task(pref, "preference weights", default=1.0 / self.num_tasks)
         self.register_buffer("pref", torch.tensor(values, dtype=torch.float64))
 
     def _weights(self, gramian: Tensor, losses: Tensor, idx: Tensor | slice) -> Tensor:

@@ -56,13 +56,8 @@ class GradDrop(GradientBalancer):
         **kw: Any,
     ) -> None:
         super().__init__(tasks, **kw)
-        if isinstance(leak, Mapping):
-            values = [float(leak[n]) for n in self.task_names]
-        elif isinstance(leak, (int, float)):
-            values = [float(leak)] * self.num_tasks
-        else:
-            values = [float(v) for v in leak]
-        if len(values) != self.num_tasks or not all(0 <= v <= 1 for v in values):
+        values = self._per_task(leak, "leak values")
+        if not all(0 <= v <= 1 for v in values):
             raise ValueError(f"leak must give one value in [0, 1] per task, got {values}")
         self.register_buffer("leak", torch.tensor(values))
         self.generator = SeededGenerator(seed)

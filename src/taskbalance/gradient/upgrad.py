@@ -62,14 +62,7 @@ class UPGrad(GramianBalancer):
         if reg < 0:
             raise ValueError(f"reg must be >= 0, got {reg}")
         self.reg = float(reg)
-        if pref is None:
-            values = [1.0 / self.num_tasks] * self.num_tasks
-        elif isinstance(pref, Mapping):
-            values = [float(pref[n]) for n in self.task_names]
-        else:
-            values = [float(v) for v in pref]
-        if len(values) != self.num_tasks:
-            raise ValueError(f"got {len(values)} preference weights for {self.num_tasks} tasks")
+        values = self._per_task(pref, "preference weights", default=1.0 / self.num_tasks)
         self.register_buffer("pref", torch.tensor(values, dtype=torch.float64))
 
     def _weights(self, gramian: Tensor, losses: Tensor, idx: Tensor | slice) -> Tensor:

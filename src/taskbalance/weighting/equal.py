@@ -56,8 +56,9 @@ class Static(Balancer):
 
     Args:
         tasks: see :class:`~taskbalance.Balancer`.
-        weights: one non-negative finite weight per task, as a mapping by task name or
-            a sequence in declared order. A task missing from a mapping is an error.
+        weights: one non-negative finite weight per task, as a mapping by task name, a
+            sequence in declared order, or one number for all. A task missing from a
+            mapping is an error.
 
     Example:
         >>> import torch, taskbalance as tb
@@ -69,21 +70,11 @@ class Static(Balancer):
 
     static_weights: Tensor
 
-    def __init__(self, tasks: TaskSpec, weights: Mapping[str, float] | Sequence[float], **kw: Any) -> None:
+    def __init__(
+        self, tasks: TaskSpec, weights: Mapping[str, float] | Sequence[float] | float, **kw: Any
+    ) -> None:
         super().__init__(tasks, **kw)
-        if isinstance(weights, Mapping):
-            missing = [n for n in self.task_names if n not in weights]
-            extra = [n for n in weights if n not in self._position]
-            if missing or extra:
-                raise ValueError(
-                    f"static weights must name exactly the tasks {list(self.task_names)}; "
-                    f"missing {missing}, unknown {extra}"
-                )
-            values = [float(weights[n]) for n in self.task_names]
-        else:
-            values = [float(w) for w in weights]
-            if len(values) != self.num_tasks:
-                raise ValueError(f"got {len(values)} static weights for {self.num_tasks} tasks")
+        values = self._per_task(weights, "static weights")
         for n, w in zip(self.task_names, values):
             if not (w >= 0 and w != float("inf")):
                 raise ValueError(f"static weight of task {n!r} must be finite and >= 0, got {w}")

@@ -73,14 +73,7 @@ class FAMO(Balancer):
         super().__init__(tasks, **kw)
         t = self.num_tasks
         self.w_lr, self.gamma, self.eps = float(w_lr), float(gamma), float(eps)
-        if min_losses is None:
-            bounds = [0.0] * t
-        elif isinstance(min_losses, Mapping):
-            bounds = [float(min_losses[n]) for n in self.task_names]
-        else:
-            bounds = [float(v) for v in min_losses]
-        if len(bounds) != t:
-            raise ValueError(f"got {len(bounds)} min_losses for {t} tasks")
+        bounds = self._per_task(min_losses, "min_losses", default=0.0)
         if any(b != 0 for b in bounds):
             self.sign_rule = "any"  # the bound makes L - b the quantity that must be > 0
         self.register_buffer("min_losses", torch.tensor(bounds))

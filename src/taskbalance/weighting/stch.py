@@ -71,12 +71,8 @@ class STCH(Balancer):
         self.epoch = 0
         t = self.num_tasks
         if nadir is not None:
-            values = (
-                [float(nadir[n]) for n in self.task_names]
-                if isinstance(nadir, Mapping)
-                else [float(v) for v in nadir]
-            )
-            if len(values) != t or not all(v > 0 for v in values):
+            values = self._per_task(nadir, "nadir values")
+            if not all(v > 0 for v in values):
                 raise ValueError(f"nadir must give one positive value per task, got {values}")
             self.register_buffer("nadir", torch.tensor(values))
         else:
