@@ -44,7 +44,7 @@ def full_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_every_problem_runs_and_reports(full_run: Path) -> None:
     results = json.loads((full_run / "results.json").read_text())
-    assert set(results["problems"]) == set(PROBLEMS)
+    assert set(results["problems"]) == set(PROBLEMS)  # mmoe-synthetic at its default ρ = 0.5
     for name, res in results["problems"].items():
         methods = res["methods"]
         assert set(methods) == {"equal", "uw", "mgda", STL}
@@ -192,3 +192,52 @@ def test_real_data_sets_have_their_documented_sizes() -> None:
 def test_unknown_problem() -> None:
     with pytest.raises(ValueError, match="unknown problem"):
         get_problem("imagenet")
+
+
+def test_mmoe_synthetic_correlation_controls_how_related_the_tasks_are() -> None:
+    corr = []
+    for rho in (0.0, 0.5, 1.0):
+        train, _ = get_problem(f"mmoe-synthetic:{rho}").load(quick=True)
+        y1, y2 = train.y["t1"], train.y["t2"]
+        corr.append(float(torch.corrcoef(torch.stack([y1, y2]))[0, 1]))
+    assert corr[0] < corr[1] < corr[2] and corr[2] > 0.95 and abs(corr[0]) < 0.2
+    with pytest.raises(ValueError, match=r"in \[-1, 1\]"):
+        get_problem("mmoe-synthetic:2")
+    with pytest.raises(ValueError, match="takes no parameter"):
+        get_problem("census:0.5")
+
+
+@pytest.mark.parametrize("arch", ["hard", "mmoe", "cgc", "ple", "snr"])
+def test_every_architecture_runs_in_the_bench(arch: str, tmp_path: Path) -> None:
+    code = main(
+        [
+            "bench",
+            "--problems",
+            "mmoe-synthetic:0.9,census",
+            "--arch",
+            arch,
+            "--methods",
+            "uw,mgda",
+            "--quick",
+            "--epochs",
+            "1",
+            "--out",
+            str(tmp_path),
+            "--no-progress",
+            "--no-plots",
+        ]
+    )
+    assert code == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert set(results["problems"]) == {f"mmoe-synthetic:0.9@{arch}", f"census@{arch}"}
+    cell = json.loads((tmp_path / "cells" / f"census@{arch}" / "mgda" / "seed0.json").read_text())
+    assert cell["config"]["arch"] == arch and all(math.isfinite(v) for v in cell["metrics"].values())
+
+
+def test_arch_is_refused_for_problems_with_their_own_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["bench", "--problems", "multi-mnist", "--arch", "mmoe", "--out", str(tmp_path)]) == 2
+    assert "--arch applies to census and mmoe-synthetic" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="runs its own model only"):
+        get_problem("qm9").model("mmoe")

@@ -13,7 +13,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from .bench.problems import PROBLEMS, get_problem
+from .bench.problems import ARCHS, PROBLEMS, get_problem
 from .registry import get_method, methods
 
 __all__ = ["main"]
@@ -32,8 +32,10 @@ def _names(text: str) -> tuple[str, ...]:
 def _problems(text: str) -> tuple[str, ...]:
     names = tuple(v.strip() for v in text.split(",") if v.strip())
     for n in names:
-        if n not in PROBLEMS:
-            raise argparse.ArgumentTypeError(f"unknown problem {n!r}; available: {', '.join(PROBLEMS)}")
+        try:
+            get_problem(n)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from exc
     return names
 
 
@@ -59,6 +61,14 @@ def _bench(args: argparse.Namespace) -> int:
         for p, why in missing:
             print(f"{p}: {why}", file=sys.stderr)
         return 2
+    if args.arch is not None:
+        fixed = [p for p in problems if not get_problem(p).info.get("archs")]
+        if fixed:
+            print(
+                f"--arch applies to census and mmoe-synthetic; {', '.join(fixed)} run their own model",
+                file=sys.stderr,
+            )
+            return 2
     start = time.perf_counter()
     seeds = list(range(args.seeds))
     results = run_bench(
@@ -71,6 +81,7 @@ def _bench(args: argparse.Namespace) -> int:
         quick=args.quick,
         data_path=args.data_dir,
         progress=not args.no_progress,
+        arch=args.arch,
     )
     paths = write_reports(results, args.out, plots=not args.no_plots)
     print(terminal_table(results))
@@ -111,6 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--seeds", type=int, default=1, help="number of seeds (default: 1)")
     bench.add_argument("--epochs", type=int, default=None, help="epochs (default: the problem's own)")
+    bench.add_argument(
+        "--arch",
+        default=None,
+        choices=ARCHS,
+        help="architecture for census / mmoe-synthetic (default: the problem's own)",
+    )
     bench.add_argument("--device", default="cpu")
     bench.add_argument("--out", default="bench-out", help="output folder; re-running resumes it")
     bench.add_argument("--data-dir", default=None, help="where the data files are, if not installed")

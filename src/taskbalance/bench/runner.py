@@ -81,6 +81,7 @@ def train_cell(
     epochs: int,
     device: str = "cpu",
     task: str | None = None,
+    arch: str | None = None,
 ) -> dict[str, Any]:
     """Train one model with ``method`` (or on ``task`` alone) and evaluate it.
 
@@ -90,7 +91,7 @@ def train_cell(
     the mean time per step.
     """
     torch.manual_seed(seed)
-    model = problem.model().to(device)
+    model = problem.model(arch).to(device)
     tasks = {task: problem.tasks[task]} if task else dict(problem.tasks)
     balancer: Balancer = create(
         "equal" if task else method, tasks=tasks, **({} if task else _method_kwargs(method, problem))
@@ -124,9 +125,10 @@ def train_cell(
             losses = {t: problem.loss(t, out[t], y[t]) for t in tasks}
             opt.zero_grad(set_to_none=True)
             if balancer.kind == "gradient":
-                balancer.backward(
-                    losses, **({"features": z} if features else {"shared_params": model.encoder.parameters()})
-                )
+                if features and z is not None:
+                    balancer.backward(losses, features=z)
+                else:
+                    balancer.backward(losses, shared_params=model.shared_parameters())
             else:
                 balancer.backward(losses)
             opt.step()
@@ -182,10 +184,13 @@ def run_bench(
     data_path: str | None = None,
     progress: bool = True,
     on_cell: Callable[[str, str, int], None] | None = None,
+    arch: str | None = None,
 ) -> dict[str, Any]:
     """Run every (problem, method, seed) cell and the single-task baselines into ``out``.
 
-    Returns the aggregated results (also written to ``out/results.json``).
+    ``arch`` picks a :mod:`taskbalance.nn` architecture for the problems that allow one;
+    their results are keyed ``problem@arch``. Returns the aggregated results (also
+    written to ``out/results.json``).
     """
     root = Path(out)
     cells: list[tuple[str, str, int]] = []
@@ -199,8 +204,15 @@ def run_bench(
     for p_name, method, seed in cells:
         problem = get_problem(p_name)
         ep = epochs or problem.epochs
-        config = {"problem": p_name, "method": method, "seed": seed, "epochs": ep, "quick": quick}
-        path = root / "cells" / p_name / method / f"seed{seed}.json"
+        config = {
+            "problem": p_name,
+            "method": method,
+            "seed": seed,
+            "epochs": ep,
+            "quick": quick,
+            "arch": arch,
+        }
+        path = root / "cells" / _key(p_name, arch) / method / f"seed{seed}.json"
         if path.is_file():
             try:
                 cached = json.loads(path.read_text())
@@ -218,7 +230,8 @@ def run_bench(
         problem, train, test = loaded[p_name]
         if method == STL:
             parts = [
-                train_cell(problem, train, test, method, seed, ep, device, task=t) for t in problem.tasks
+                train_cell(problem, train, test, method, seed, ep, device, task=t, arch=arch)
+                for t in problem.tasks
             ]
             result: dict[str, Any] = {
                 "metrics": {t: r["metrics"][t] for t, r in zip(problem.tasks, parts)},
@@ -229,7 +242,7 @@ def run_bench(
                 "steps": parts[0]["steps"],
             }
         else:
-            result = train_cell(problem, train, test, method, seed, ep, device)
+            result = train_cell(problem, train, test, method, seed, ep, device, arch=arch)
         result["config"] = config
         write_atomic(path, json.dumps(result, indent=1))
         done += 1
@@ -238,7 +251,11 @@ def run_bench(
     if progress:
         _progress(done, len(cells), "done", t0)
         sys.stderr.write("\n")
-    return aggregate(root, problems, methods, seeds, epochs, quick)
+    return aggregate(root, problems, methods, seeds, epochs, quick, arch)
+
+
+def _key(problem: str, arch: str | None) -> str:
+    return problem if arch is None else f"{problem}@{arch}"
 
 
 def aggregate(
@@ -248,6 +265,7 @@ def aggregate(
     seeds: Sequence[int],
     epochs: int | None,
     quick: bool,
+    arch: str | None = None,
 ) -> dict[str, Any]:
     """Mean ± std over seeds, Δm% against single-task and equal weighting, per problem."""
     results: dict[str, Any] = {"problems": {}}
@@ -258,7 +276,8 @@ def aggregate(
         cells: dict[str, list[dict[str, Any]]] = {}
         for m in [*methods, STL]:
             cells[m] = [
-                json.loads((root / "cells" / p_name / m / f"seed{s}.json").read_text()) for s in seeds
+                json.loads((root / "cells" / _key(p_name, arch) / m / f"seed{s}.json").read_text())
+                for s in seeds
             ]
         for m, runs in cells.items():
             per_seed_stl = [delta_m(r["metrics"], c["metrics"], higher) for r, c in zip(runs, cells[STL])]
@@ -281,7 +300,7 @@ def aggregate(
                     [delta_m(r["metrics"], c["metrics"], higher) for r, c in zip(runs, cells["equal"])]
                 )
             rows[m] = row
-        results["problems"][p_name] = {
+        results["problems"][_key(p_name, arch)] = {
             "description": problem.description,
             "metrics": {t: {"name": n, "higher_is_better": h} for t, (n, h) in problem.metrics.items()},
             "true_sigma": dict(
@@ -295,6 +314,7 @@ def aggregate(
         "seeds": list(seeds),
         "epochs": epochs,
         "quick": quick,
+        "arch": arch,
     }
     write_atomic(root / "results.json", json.dumps(results, indent=1))
     return results
