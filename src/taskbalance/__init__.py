@@ -4,6 +4,7 @@
 >>> balancer = tb.create("uw", tasks={"depth": "regression", "seg": "classification"})
 """
 
+from . import nn
 from .base import TASK_TYPES, Balancer, InvalidLossError
 from .gradient import (
     DBMTL,
@@ -75,5 +76,6 @@ __all__ = [
     "create",
     "get_method",
     "methods",
+    "nn",
     "register",
 ]
