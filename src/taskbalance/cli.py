@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from .bench.problems import ARCHS, PROBLEMS, get_problem
 from .registry import get_method, methods
@@ -19,24 +19,23 @@ from .registry import get_method, methods
 __all__ = ["main"]
 
 
-def _names(text: str) -> tuple[str, ...]:
-    names = tuple(v.strip() for v in text.split(",") if v.strip())
-    for n in names:
-        try:
-            get_method(n)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from exc
-    return names
+def _comma_list(check: Callable[[str], object]) -> Callable[[str], tuple[str, ...]]:
+    """An argparse type: comma-separated names, each accepted by ``check``."""
+
+    def parse(text: str) -> tuple[str, ...]:
+        names = tuple(v.strip() for v in text.split(",") if v.strip())
+        for n in names:
+            try:
+                check(n)
+            except ValueError as exc:
+                raise argparse.ArgumentTypeError(str(exc)) from exc
+        return names
+
+    return parse
 
 
-def _problems(text: str) -> tuple[str, ...]:
-    names = tuple(v.strip() for v in text.split(",") if v.strip())
-    for n in names:
-        try:
-            get_problem(n)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from exc
-    return names
+_names = _comma_list(get_method)
+_problems = _comma_list(get_problem)
 
 
 def _table(rows: list[list[str]]) -> str:
