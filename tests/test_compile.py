@@ -51,5 +51,5 @@ def test_rlw_draws_with_its_own_generator_which_dynamo_cannot_trace() -> None:
     b(first)  # the generator exists before compiling
     compiled = torch.compile(b, fullgraph=True, backend="aot_eager")
     _, again = losses(1)
-    with pytest.raises(Exception, match="(?i)generator|proxy|unsupported"):
+    with pytest.raises(Exception, match=r"(?i)generator|proxy|unsupported"):
         compiled(again)
