@@ -434,7 +434,8 @@ class Balancer(nn.Module):
 
     # ------------------------------------------------------------------- state
     def _extra_state(self) -> dict[str, Any]:
-        """Non-tensor state of a subclass, saved in ``state_dict``."""
+        """Non-tensor state of a subclass, saved in ``state_dict`` (a method's
+        :class:`SeededGenerator`, kept as ``self.generator``, is saved by the base)."""
         return {}
 
     def _load_extra_state(self, state: Mapping[str, Any]) -> None:
@@ -447,6 +448,9 @@ class Balancer(nn.Module):
             "last_names": list(self._last_names),
             "last_weights": self._last_weights,
             "method": self._extra_state(),
+            "generator": gen.state()
+            if isinstance(gen := getattr(self, "generator", None), SeededGenerator)
+            else None,
         }
 
     def set_extra_state(self, state: Any) -> None:
@@ -458,6 +462,9 @@ class Balancer(nn.Module):
         self._last_names = tuple(state["last_names"])
         self._last_weights = state["last_weights"]
         self._load_extra_state(state["method"])
+        gen = getattr(self, "generator", None)
+        if isinstance(gen, SeededGenerator) and state["generator"] is not None:
+            gen.load(state["generator"])
 
     def extra_repr(self) -> str:
         return f"tasks={list(self.task_names)}"

@@ -75,9 +75,3 @@ class GradDrop(GradientBalancer):
             sq > 0, (kept * jac).sum(1) / sq.clamp(min=torch.finfo(jac.dtype).tiny), torch.zeros_like(sq)
         )
         return kept.sum(0), weights
-
-    def _extra_state(self) -> dict[str, Any]:
-        return self.generator.state()
-
-    def _load_extra_state(self, state: Mapping[str, Any]) -> None:
-        self.generator.load(state)

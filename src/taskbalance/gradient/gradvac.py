@@ -3,7 +3,6 @@ Multi-task Optimization in Massively Multilingual Models", ICLR 2021)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -93,9 +92,3 @@ class GradVac(GramianBalancer):
             else:
                 self.targets[idx.unsqueeze(1), idx.unsqueeze(0)] = target.to(self.targets.dtype)
         return coef.sum(0)
-
-    def _extra_state(self) -> dict[str, Any]:
-        return self.generator.state()
-
-    def _load_extra_state(self, state: Mapping[str, Any]) -> None:
-        self.generator.load(state)

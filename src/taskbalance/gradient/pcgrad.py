@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -83,9 +82,3 @@ class PCGrad(GramianBalancer):
         k = gramian.shape[0]
         orders = random_orders(k, self.generator.get(gramian.device), gramian.device)
         return pcgrad_coefficients(gramian, orders).sum(0)
-
-    def _extra_state(self) -> dict[str, Any]:
-        return self.generator.state()
-
-    def _load_extra_state(self, state: Mapping[str, Any]) -> None:
-        self.generator.load(state)

@@ -3,7 +3,6 @@ A Litmus Test for Multi-Task Learning", TMLR 2022)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -53,9 +52,3 @@ class RLW(Balancer):
         z = torch.randn(self.num_tasks, generator=gen, device=losses.device, dtype=losses.dtype)
         w = torch.softmax(self._take(z, idx), dim=0)
         return (w * losses).sum(), w
-
-    def _extra_state(self) -> dict[str, Any]:
-        return self.generator.state()
-
-    def _load_extra_state(self, state: Mapping[str, Any]) -> None:
-        self.generator.load(state)
