@@ -26,6 +26,8 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import Tensor, nn
 
+from .distributed import active_group, broadcast_seed, global_losses
+
 __all__ = [
     "Balancer",
     "SeededGenerator",
@@ -164,6 +166,12 @@ class Balancer(nn.Module):
             or infinite loss; ``"skip"`` skips the step instead, touching no state:
             :meth:`forward` returns a zero loss connected to nothing and
             :attr:`skipped` is ``True`` until the next call.
+        sync_dist: under ``torch.distributed`` with more than one process, balance the
+            global batch: losses (and, for gradient methods, per-task gradients) are
+            reduced over ``process_group`` so that every rank computes the same weights
+            and the run equals one process on the global batch (default ``True``; see
+            :mod:`taskbalance.distributed`). ``False`` balances each rank on its shard.
+        process_group: the group to synchronise over (default: the whole world).
 
     Example:
         >>> import torch, taskbalance as tb
@@ -190,6 +198,8 @@ class Balancer(nn.Module):
         *,
         check: bool = True,
         on_nonfinite: Literal["raise", "skip"] = "raise",
+        sync_dist: bool = True,
+        process_group: Any = None,
     ) -> None:
         super().__init__()
         if on_nonfinite not in ("raise", "skip"):
@@ -203,6 +213,9 @@ class Balancer(nn.Module):
         self._last_names: tuple[str, ...] = ()
         self._last_weights: Tensor | None = None
         self.skipped = False
+        self.sync_dist = bool(sync_dist)
+        self.process_group = process_group
+        self._seed_synced = False
 
     # ------------------------------------------------------------------ inputs
     def _per_task(
@@ -325,10 +338,32 @@ class Balancer(nn.Module):
                 )
         return True
 
+    def _group(self) -> Any:
+        """The process group to balance over, or ``None`` (a single process)."""
+        return active_group(self.process_group) if self.sync_dist else None
+
+    def _global_values(self, names: Sequence[str], values: Tensor) -> Tensor:
+        """The losses of the global batch: under ``torch.distributed``, the mean over
+        ranks as the value, with the gradient flowing into the local losses; otherwise
+        ``values`` itself. Also gives the method's generator rank 0's seed once.
+        """
+        group = self._group()
+        if group is None:
+            return values
+        if not self._seed_synced:
+            gen = getattr(self, "generator", None)
+            if isinstance(gen, SeededGenerator):
+                seed = broadcast_seed(gen.seed, group)
+                if seed != gen.seed:
+                    gen.seed, gen._gen = seed, None
+            self._seed_synced = True
+        positions = [self._position[n] for n in names]
+        return global_losses(values, positions, self.num_tasks, self.task_names, group)
+
     def _prepare(self, losses: LossInput) -> tuple[list[str], Tensor, Tensor | slice] | None:
         """Validate and stack the losses; ``None`` when the step is skipped."""
         names, tensors = self._collect(losses)
-        values = torch.stack(tensors)
+        values = self._global_values(names, torch.stack(tensors))
         self.skipped = not self._validate_values(names, values.detach())
         if self.skipped:
             return None
@@ -375,11 +410,14 @@ class Balancer(nn.Module):
         losses: LossInput,
         shared_params: Iterable[Tensor] | None = None,
         features: Tensor | Sequence[Tensor] | None = None,
+        *,
+        scaler: torch.amp.GradScaler | None = None,
     ) -> Tensor:
         """Backpropagate the balanced objective; works for every method.
 
-        For loss-based methods this is ``self(losses).backward()``: every parameter,
-        shared or task-specific, gets the gradient of the weighted total, so
+        For loss-based methods this is ``self(losses).backward()`` (or
+        ``scaler.scale(self(losses)).backward()`` with a ``GradScaler``): every
+        parameter, shared or task-specific, gets the gradient of the weighted total, so
         ``shared_params`` and ``features`` are accepted and not needed.
 
         Returns:
@@ -387,7 +425,7 @@ class Balancer(nn.Module):
         """
         total: Tensor = self(losses)
         if not self.skipped:
-            torch.autograd.backward(total)
+            torch.autograd.backward(scaler.scale(total) if scaler is not None else total)
         return total.detach()
 
     # ------------------------------------------------------------------ output

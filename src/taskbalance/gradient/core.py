@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar, Literal
 
 import torch
+import torch.distributed as dist
 from torch import Tensor
 
 from ..base import Balancer, LossInput, TaskSpec
+from ..distributed import all_reduce_mean, gather_columns
 from ..jacobian import jacobian, task_leaves, write_grads
 
 __all__ = ["GradientBalancer", "Mode"]
@@ -100,6 +103,8 @@ class GradientBalancer(Balancer):
         losses: LossInput,
         shared_params: Iterable[Tensor] | None = None,
         features: Tensor | Sequence[Tensor] | None = None,
+        *,
+        scaler: torch.amp.GradScaler | None = None,
     ) -> Tensor:
         """Balance the per-task gradients of the shared parameters (or features).
 
@@ -111,6 +116,17 @@ class GradientBalancer(Balancer):
                 the per-task gradients are taken w.r.t. them (cheap: only the heads are
                 differentiated per task) and the balanced feature gradient is then
                 backpropagated once through the encoder.
+            scaler: a ``GradScaler`` for float16 training. The per-task gradients are
+                taken of the scaled objectives and unscaled before aggregating; what is
+                written to ``.grad`` is scaled again, so ``scaler.step(optimizer)``
+                unscales it as usual. When the unscaled Jacobian is not finite, nothing
+                is aggregated and no state changes (:attr:`skipped` is ``True``); non-finite
+                gradients are written so that ``scaler.step`` skips the step and
+                ``scaler.update`` lowers the scale.
+
+        Under ``torch.distributed`` (see :mod:`taskbalance.distributed`) every rank
+        aggregates the global per-task gradients and writes the same direction through
+        autograd, so a ``DistributedDataParallel`` model averages as usual.
 
         Returns:
             Σ wᵢ Lᵢ, detached (for logging).
@@ -138,23 +154,41 @@ class GradientBalancer(Balancer):
             return torch.zeros((), device=inputs[0].device)
         names, values, idx = prepared
         self._mode = mode
+        group = self._group()
+        if mode == "params" and group is not None:
+            _refuse_sharded(inputs)
+        grad_scale = scaler.get_scale() if scaler is not None and scaler.is_enabled() else None
         objectives, scale = self._objectives(values, idx)
-        jac = jacobian(objectives, inputs, batched=self.batched, chunk_size=self.chunk_size)
-        direction, weights = self._aggregate(jac, values.detach(), idx)
+        self._grad_scale = 1.0 if grad_scale is None else grad_scale
+        scaled = objectives if grad_scale is None else objectives * grad_scale
+        jac = jacobian(scaled, inputs, batched=self.batched, chunk_size=self.chunk_size)
+        if grad_scale is not None:
+            jac = jac / grad_scale
+        result = self._direction(jac, values.detach(), idx, mode, group, guard=grad_scale is not None)
+        self._grad_scale = 1.0
+        if result is None:  # an overflow under a GradScaler: let the scaler see it
+            self.skipped = True
+            direction = torch.full_like(jac[0], math.inf)
+        else:
+            direction, weights = result
+        if grad_scale is not None:
+            direction = direction * grad_scale
         own = self._own_leaves()
         heads = [t for t in task_leaves(objectives, inputs) if id(t) not in own]
         if heads:
             torch.autograd.backward(
-                self._head_objective(objectives), inputs=heads, retain_graph=mode == "features"
+                self._head_objective(scaled), inputs=heads, retain_graph=mode == "features"
             )
-        if mode == "params":
+        if mode == "params" and not (dist.is_available() and dist.is_initialized()):
             write_grads(inputs, direction)
-        else:
+        else:  # through autograd, so that DDP's hooks (if any) see every shared gradient
             grads, offset = [], 0
             for f in inputs:
                 grads.append(direction[offset : offset + f.numel()].view_as(f).to(f.dtype))
                 offset += f.numel()
             torch.autograd.backward(inputs, grads)
+        if result is None:
+            return torch.zeros((), device=inputs[0].device)
         if scale is not None:
             weights = weights * scale.detach()
         self._last_names = tuple(names)
@@ -163,6 +197,48 @@ class GradientBalancer(Balancer):
 
     def _features_reason(self) -> str:
         return "it is defined on parameter gradients only"
+
+    _grad_scale: float = 1.0
+    """The GradScaler's scale during :meth:`backward` (1 otherwise): a method that
+    writes a gradient of its own parameters directly multiplies it by this."""
+
+    def _direction(
+        self, jac: Tensor, losses: Tensor, idx: Tensor | slice, mode: Mode, group: Any, guard: bool
+    ) -> tuple[Tensor, Tensor] | None:
+        """Aggregate the local Jacobian, globally under torch.distributed; ``None``
+        when ``guard`` is set and what would be aggregated is not finite."""
+        if group is not None and mode == "features":
+            return self._aggregate_sharded(jac, losses, idx, group, guard)
+        if group is not None:
+            jac = all_reduce_mean(jac, group)
+        if guard and not bool(torch.isfinite(jac).all()):
+            return None
+        return self._aggregate(jac, losses, idx)
+
+    def _aggregate_sharded(
+        self, jac: Tensor, losses: Tensor, idx: Tensor | slice, group: Any, guard: bool
+    ) -> tuple[Tensor, Tensor] | None:
+        """Feature mode under torch.distributed: this rank's samples are its own columns
+        of the global feature Jacobian, which is the ranks' Jacobians side by side
+        divided by R. Aggregate it, and return this rank's slice times R (DDP divides
+        the encoder's gradient by R again)."""
+        world = dist.get_world_size(group)
+        full, offset, n = gather_columns(jac, group)
+        if guard and not bool(torch.isfinite(full).all()):
+            return None
+        direction, weights = self._aggregate(full / world, losses, idx)
+        return direction[offset : offset + n] * world, weights
+
+
+def _refuse_sharded(params: Sequence[Tensor]) -> None:
+    """Parameter mode needs each rank to hold whole shared parameters."""
+    for p in params:
+        if getattr(p, "_is_flat_param", False) or type(p).__name__ == "DTensor":
+            raise ValueError(
+                "the shared parameters are sharded (FSDP): no rank holds their per-task gradients, "
+                "so a gradient method cannot aggregate them; pass features= (the shared "
+                "representation) instead, or use DistributedDataParallel"
+            )
 
 
 class GramianBalancer(GradientBalancer):
@@ -180,5 +256,21 @@ class GramianBalancer(GradientBalancer):
     def _aggregate(self, jac: Tensor, losses: Tensor, idx: Tensor | slice) -> tuple[Tensor, Tensor]:
         self._jac_dtype = jac.dtype  # the precision the Gramian's entries really have
         gramian = jac.to(torch.float64) @ jac.to(torch.float64).T
+        w = self._weights(gramian, losses.to(torch.float64), idx).to(jac.dtype)
+        return w @ jac, w
+
+    def _aggregate_sharded(
+        self, jac: Tensor, losses: Tensor, idx: Tensor | slice, group: Any, guard: bool
+    ) -> tuple[Tensor, Tensor] | None:
+        """Feature mode under torch.distributed: the global Gramian is the sum of the
+        ranks' Gramians over R² (K × K numbers to reduce), and this rank's slice of
+        the global direction, times R, is ``w @ J_local``."""
+        self._jac_dtype = jac.dtype
+        j64 = jac.to(torch.float64)
+        gramian = j64 @ j64.T
+        dist.all_reduce(gramian, group=group)
+        gramian /= dist.get_world_size(group) ** 2
+        if guard and not bool(torch.isfinite(gramian).all()):
+            return None
         w = self._weights(gramian, losses.to(torch.float64), idx).to(jac.dtype)
         return w @ jac, w

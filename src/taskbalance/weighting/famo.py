@@ -118,7 +118,7 @@ class FAMO(Balancer):
                 f"after_step needs the same tasks as the last step; task {missing[0]!r} differs "
                 f"(last step: {list(self._last_names)}, given: {names})"
             )
-        new = torch.stack(tensors).detach()
+        new = self._global_values(names, torch.stack(tensors).detach())
         if not self._validate_values(names, new):
             return
         idx = self._indices(names, new.device)
