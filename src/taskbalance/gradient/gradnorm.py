@@ -32,7 +32,9 @@ class GradNorm(GradientBalancer):
     with the target :math:`\bar G r_i^\alpha` held constant. :meth:`backward` puts that
     gradient in ``weights_param.grad`` (your optimiser steps it: give it
     :meth:`param_groups`), and the weights are renormalised to sum to K at the start
-    of every step. Parameters not in ``shared_params`` (the rest of the encoder, the
+    of every step, after clamping at :math:`10^{-3}`: an optimiser step that overshoots
+    below zero would otherwise flip a task's gradient, and a sum near zero would blow
+    every weight up. Parameters not in ``shared_params`` (the rest of the encoder, the
     heads) get the gradient of :math:`\sum_i w_i L_i`.
 
     Args:
@@ -69,7 +71,7 @@ class GradNorm(GradientBalancer):
         if self._updating():
             with torch.no_grad():
                 w = self.weights_param
-                w.mul_(self.num_tasks / w.sum().clamp(min=torch.finfo(w.dtype).tiny))
+                w.clamp_(min=1e-3).mul_(self.num_tasks / w.sum())
                 first = ~self._take(self.seen, idx)
                 init = self._take(self.initial_losses, idx)
                 self.initial_losses[idx] = torch.where(first, losses.detach().to(init.dtype), init)
@@ -78,14 +80,16 @@ class GradNorm(GradientBalancer):
         return weights * losses, None
 
     def _aggregate(self, jac: Tensor, losses: Tensor, idx: Tensor | slice) -> tuple[Tensor, Tensor]:
-        w = self._take(self.weights_param, idx).detach().to(jac.dtype)
+        w = (
+            self._take(self.weights_param, idx).detach().to(jac.dtype, copy=True)
+        )  # not a view: the step moves it
         g = jac.norm(dim=1)  # G_i = w_i ‖∇L_i‖
         ratio = losses.to(jac.dtype) / self._take(self.initial_losses, idx).to(jac.dtype)
         target = g.mean() * (ratio / ratio.mean()) ** self.alpha
         grad_w = torch.sign(g - target) * g / w.clamp(min=torch.finfo(w.dtype).tiny)
         if self._updating():
             full = torch.zeros_like(self.weights_param)
-            full[idx] = grad_w.to(full.dtype)
+            full[idx] = grad_w.to(full.dtype) * self._grad_scale  # unscaled by a GradScaler
             if self.weights_param.grad is None:
                 self.weights_param.grad = full
             else:
