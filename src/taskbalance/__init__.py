@@ -4,7 +4,7 @@
 >>> balancer = tb.create("uw", tasks={"depth": "regression", "seg": "classification"})
 """
 
-from . import nn
+from . import amp, distributed, nn
 from .base import TASK_TYPES, Balancer, InvalidLossError
 from .gradient import (
     DBMTL,
@@ -42,6 +42,8 @@ from .weighting import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "amp",
+    "distributed",
     "DBMTL",
     "IMTL",
     "IMTLG",

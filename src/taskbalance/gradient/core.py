@@ -157,10 +157,12 @@ class GradientBalancer(Balancer):
         group = self._group()
         if mode == "params" and group is not None:
             _refuse_sharded(inputs)
-        grad_scale = scaler.get_scale() if scaler is not None and scaler.is_enabled() else None
         objectives, scale = self._objectives(values, idx)
+        grad_scale, scaled = None, objectives
+        if scaler is not None and scaler.is_enabled():
+            scaled = scaler.scale(objectives)
+            grad_scale = scaler.get_scale()
         self._grad_scale = 1.0 if grad_scale is None else grad_scale
-        scaled = objectives if grad_scale is None else objectives * grad_scale
         jac = jacobian(scaled, inputs, batched=self.batched, chunk_size=self.chunk_size)
         if grad_scale is not None:
             jac = jac / grad_scale
