@@ -4,7 +4,7 @@
 >>> balancer = tb.create("uw", tasks={"depth": "regression", "seg": "classification"})
 """
 
-from . import amp, distributed, nn
+from . import amp, distributed, monitor, nn
 from .base import TASK_TYPES, Balancer, InvalidLossError
 from .gradient import (
     DBMTL,
@@ -44,6 +44,7 @@ __version__ = "0.1.0"
 __all__ = [
     "amp",
     "distributed",
+    "monitor",
     "DBMTL",
     "IMTL",
     "IMTLG",

@@ -20,11 +20,13 @@ same for all of them, so that a method file only states its formula:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
+from torch.utils.hooks import RemovableHandle
 
 from .distributed import active_group, broadcast_seed, global_losses
 
@@ -47,6 +49,9 @@ LossInput = Mapping[str, Tensor] | Sequence[Tensor | None]
 """Losses: a mapping ``name -> scalar tensor``, or a sequence in declared order."""
 
 SignRule = Literal["any", "nonnegative", "positive"]
+
+StepHook = Callable[["Balancer", dict[str, Tensor]], None]
+"""A step hook: called with the balancer and its stats after every step."""
 
 
 class InvalidLossError(ValueError):
@@ -213,6 +218,7 @@ class Balancer(nn.Module):
         self._last_names: tuple[str, ...] = ()
         self._last_weights: Tensor | None = None
         self.skipped = False
+        self._step_hooks: OrderedDict[int, StepHook] = OrderedDict()
         self.sync_dist = bool(sync_dist)
         self.process_group = process_group
         self._seed_synced = False
@@ -403,6 +409,8 @@ class Balancer(nn.Module):
         total, weights = self._combine(values, idx)
         self._last_names = tuple(names)
         self._last_weights = weights.detach()
+        if self._step_hooks:
+            self._run_step_hooks({})
         return total
 
     def backward(
@@ -459,6 +467,36 @@ class Balancer(nn.Module):
         return [{"params": params, "lr": lr, **options, "weight_decay": 0.0}]
 
     # ------------------------------------------------------------------- hooks
+    def register_step_hook(self, hook: StepHook) -> RemovableHandle:
+        """Call ``hook(balancer, stats)`` after every step that was not skipped.
+
+        ``stats`` maps names to detached 0-d tensors (see :mod:`taskbalance.monitor`):
+        ``weight/<task>`` always, ``sigma/<task>`` for the uncertainty methods,
+        ``grad_norm/<task>`` and ``cosine/<a>,<b>`` for gradient methods. Returns a
+        handle whose ``remove()`` unregisters the hook.
+
+        Example:
+            >>> import torch, taskbalance as tb
+            >>> b = tb.create("equal", tasks=["a", "b"])
+            >>> h = b.register_step_hook(lambda _, s: print({k: float(v) for k, v in s.items()}))
+            >>> _ = b({"a": torch.ones((), requires_grad=True), "b": torch.ones((), requires_grad=True)})
+            {'weight/a': 1.0, 'weight/b': 1.0}
+        """
+        handle = RemovableHandle(self._step_hooks)
+        self._step_hooks[handle.id] = hook
+        return handle
+
+    def _stats(self) -> dict[str, Tensor]:
+        """Method-specific values for the step hooks (e.g. ``sigma/<task>``)."""
+        return {}
+
+    def _run_step_hooks(self, extra: Mapping[str, Tensor]) -> None:
+        stats = {f"weight/{n}": w for n, w in self.weights.items()}
+        stats.update(self._stats())
+        stats.update(extra)
+        for hook in list(self._step_hooks.values()):
+            hook(self, stats)
+
     def epoch_end(self) -> None:
         """Hook: call once at the end of every training epoch (no-op by default).
 

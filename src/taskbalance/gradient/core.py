@@ -13,6 +13,7 @@ from torch import Tensor
 from ..base import Balancer, LossInput, TaskSpec
 from ..distributed import all_reduce_mean, gather_columns
 from ..jacobian import jacobian, task_leaves, write_grads
+from ..monitor import gradient_stats
 
 __all__ = ["GradientBalancer", "Mode"]
 
@@ -195,11 +196,16 @@ class GradientBalancer(Balancer):
             weights = weights * scale.detach()
         self._last_names = tuple(names)
         self._last_weights = weights.detach()
+        if self._step_hooks:
+            hook_jac = self._hook_jac if self._hook_jac is not None else jac
+            self._hook_jac = None
+            self._run_step_hooks(gradient_stats(hook_jac, names))
         return (self._last_weights * values.detach()).sum()
 
     def _features_reason(self) -> str:
         return "it is defined on parameter gradients only"
 
+    _hook_jac: Tensor | None = None  # the Jacobian aggregated in this step, for the step hooks
     _grad_scale: float = 1.0
     """The GradScaler's scale during :meth:`backward` (1 otherwise): a method that
     writes a gradient of its own parameters directly multiplies it by this."""
@@ -215,6 +221,8 @@ class GradientBalancer(Balancer):
             jac = all_reduce_mean(jac, group)
         if guard and not bool(torch.isfinite(jac).all()):
             return None
+        if self._step_hooks:
+            self._hook_jac = jac
         return self._aggregate(jac, losses, idx)
 
     def _aggregate_sharded(
@@ -228,6 +236,8 @@ class GradientBalancer(Balancer):
         full, offset, n = gather_columns(jac, group)
         if guard and not bool(torch.isfinite(full).all()):
             return None
+        if self._step_hooks:
+            self._hook_jac = full / world
         direction, weights = self._aggregate(full / world, losses, idx)
         return direction[offset : offset + n] * world, weights
 

@@ -141,6 +141,9 @@ class UncertaintyWeighting(Balancer):
         """Learned σ by task (detached)."""
         return dict(zip(self.task_names, torch.exp(0.5 * self.log_vars.detach()).unbind()))
 
+    def _stats(self) -> dict[str, Tensor]:
+        return {f"sigma/{n}": v for n, v in self.sigma.items()}
+
 
 @register("uw-simplified", "uncertainty-simplified")
 class UncertaintySimplified(Balancer):
@@ -177,6 +180,9 @@ class UncertaintySimplified(Balancer):
     def sigma(self) -> dict[str, Tensor]:
         """Learned σ by task (detached)."""
         return dict(zip(self.task_names, torch.exp(0.5 * self.log_vars.detach()).unbind()))
+
+    def _stats(self) -> dict[str, Tensor]:
+        return {f"sigma/{n}": v for n, v in self.sigma.items()}
 
 
 @register("uw-revised", "liebel", "revised-uncertainty")
@@ -223,6 +229,9 @@ class UncertaintyRevised(Balancer):
     def sigma(self) -> dict[str, Tensor]:
         """Learned σ by task (detached, as |σ|)."""
         return dict(zip(self.task_names, self.sigma_param.detach().abs().unbind()))
+
+    def _stats(self) -> dict[str, Tensor]:
+        return {f"sigma/{n}": v for n, v in self.sigma.items()}
 
 
 Form = Literal["simplified", "uw", "revised"]
