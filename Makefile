@@ -35,8 +35,8 @@ bench: setup
 	$(VENV)/bin/taskbalance bench
 
 lint: setup
-	$(PY) -m ruff check src tests benchmarks
-	$(PY) -m ruff format --check src tests benchmarks
+	$(PY) -m ruff check src tests benchmarks examples docs/*.py
+	$(PY) -m ruff format --check src tests benchmarks examples docs/*.py
 
 typecheck: setup
 	$(PY) -m mypy
