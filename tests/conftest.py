@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
@@ -14,6 +15,24 @@ METHOD_KWARGS: dict[str, dict[str, Any]] = {
     "static": {"weights": [1.0, 0.5, 2.0]},
     "stch": {"warmup_epochs": 1},
 }
+
+
+#: variables of a torch.distributed launch; a child process must not inherit stale ones
+LAUNCH_VARIABLES = (
+    "MASTER_ADDR",
+    "MASTER_PORT",
+    "RANK",
+    "WORLD_SIZE",
+    "LOCAL_RANK",
+    "LOCAL_WORLD_SIZE",
+    "NODE_RANK",
+)
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """The environment for a test's child process: this one, minus launch variables."""
+    env = {k: v for k, v in os.environ.items() if k not in LAUNCH_VARIABLES}
+    return {**env, "OMP_NUM_THREADS": "1", **extra}
 
 
 def make(name: str, tasks: Any = ("a", "b", "c"), **kw: Any) -> tb.Balancer:

@@ -8,7 +8,6 @@ and to a run resumed from a checkpoint saved under DDP.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +22,7 @@ from taskbalance.distributed import active_group, ignore_in_ddp, world_size
 from taskbalance.gradient.core import _refuse_sharded
 
 from . import ddp_job
+from .conftest import child_env
 
 HERE = Path(__file__).parent
 
@@ -30,7 +30,7 @@ HERE = Path(__file__).parent
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
     out = tmp_path_factory.mktemp("ddp")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(HERE.parent / "src")}
+    env = child_env(PYTHONPATH=str(HERE.parent / "src"))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
     proc = subprocess.run(
         [*cmd, str(HERE / "ddp_job.py"), str(out)], env=env, capture_output=True, text=True, timeout=900

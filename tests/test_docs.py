@@ -93,6 +93,7 @@ class _PageRun:
     def __init__(self, workdir: Path) -> None:
         self.namespace: dict[str, Any] = {"__name__": "__docs__"}
         self.workdir = workdir
+        self.environ = dict(os.environ)  # the page's own environment (e.g. torchrun's variables)
         self.done = 0
         self.failed: int | None = None
 
@@ -106,6 +107,9 @@ def _execute(block: Block, run: _PageRun) -> None:
     os.chdir(run.workdir)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(run.environ)
     start = time.process_time()
     try:
         exec(code, run.namespace)
@@ -113,6 +117,9 @@ def _execute(block: Block, run: _PageRun) -> None:
         run.failed = block.index
         raise
     finally:
+        run.environ = dict(os.environ)
+        os.environ.clear()
+        os.environ.update(saved)
         torch.set_num_threads(threads)
         os.chdir(cwd)
     spent = time.process_time() - start

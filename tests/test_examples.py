@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -10,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from .conftest import child_env
+
 ROOT = Path(__file__).parent.parent
 EXAMPLES = ROOT / "examples"
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT / "src")}
+ENV = child_env(PYTHONPATH=str(ROOT / "src"))
 
 
 def run(*args: str, cwd: Path = ROOT) -> str:

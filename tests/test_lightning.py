@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import warnings
@@ -16,6 +15,7 @@ import taskbalance as tb
 from taskbalance.lightning import BalancedModule
 
 from . import lightning_job
+from .conftest import child_env
 
 HERE = Path(__file__).parent
 CONFIGS = [f"{m}-{mode}" for m, mode in lightning_job.CONFIGS]
@@ -24,7 +24,7 @@ CONFIGS = [f"{m}-{mode}" for m, mode in lightning_job.CONFIGS]
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("lightning")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(HERE.parent / "src")}
+    env = child_env(PYTHONPATH=str(HERE.parent / "src"))
     for devices in ("2", "1"):
         proc = subprocess.run(
             [sys.executable, str(HERE / "lightning_job.py"), str(out), devices],
