@@ -18,6 +18,9 @@ projected-gradient fallback when it cycles.
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -93,9 +96,14 @@ def nonneg_qp(
     """
     if tol is None:
         tol = 1e-6 if a.dtype in (torch.float32, torch.float16, torch.bfloat16) else 1e-10
+    if _on_host(a, b):
+        found = _host_nonneg_qp(a.detach().numpy(), b.detach().numpy(), simplex, max_iter)
+        if found is not None:
+            return torch.from_numpy(found)
     k = a.shape[-1]
     scale = a.diagonal(dim1=-2, dim2=-1).abs().amax(-1, keepdim=True).clamp(min=torch.finfo(a.dtype).tiny)
-    free = torch.ones(b.shape, dtype=torch.bool, device=b.device)
+    # start from x = 0: free where the gradient there (b) points into the feasible set
+    free = torch.ones(b.shape, dtype=torch.bool, device=b.device) if simplex else b < 0
     x = torch.zeros_like(b)
     converged = False
     for _ in range(max_iter):
@@ -123,6 +131,73 @@ def nonneg_qp(
         x = _projected_gradient(a, b, x, simplex, scale)
     del k
     return x
+
+
+#: On the CPU, problems with up to this many tasks are solved in NumPy on the tensors'
+#: own memory (no copy): a few dozen torch kernel launches cost more than the solve.
+HOST_MAX_TASKS = 64
+#: switch for tests: ``False`` runs the torch path on the CPU too
+host_solvers = True
+
+
+def _on_host(*tensors: Tensor) -> bool:
+    """Whether to solve with NumPy: CPU float32/float64 tensors of a small problem."""
+    return (
+        host_solvers
+        and tensors[0].shape[-1] <= HOST_MAX_TASKS
+        and all(t.device.type == "cpu" and t.dtype in (torch.float32, torch.float64) for t in tensors)
+        and len({t.dtype for t in tensors}) == 1
+    )
+
+
+def _host_nonneg_qp(
+    a: np.ndarray[Any, Any], b: np.ndarray[Any, Any], simplex: bool, max_iter: int
+) -> np.ndarray[Any, Any] | None:
+    """:func:`nonneg_qp`'s active-set iteration in NumPy; ``None`` if it did not settle."""
+    k = a.shape[-1]
+    scale = np.maximum(
+        np.abs(np.diagonal(a, axis1=-2, axis2=-1)).max(-1, keepdims=True), np.finfo(a.dtype).tiny
+    )
+    free = np.ones(b.shape, dtype=bool) if simplex else b < 0
+    eye = np.eye(k, dtype=a.dtype)
+    zero = a.dtype.type(0)
+    for _ in range(max_iter):
+        mat = np.where(free[..., :, None] & free[..., None, :], a, eye)
+        rhs = np.where(free, -b, zero)
+        if simplex:  # bordered system [[A_FF, 1_F], [1_Fᵀ, 0]] [x; ν] = [-b_F; 1]
+            ones = free.astype(a.dtype)
+            full = np.zeros((*a.shape[:-2], k + 1, k + 1), dtype=a.dtype)
+            full[..., :k, :k] = mat
+            full[..., :k, k] = ones
+            full[..., k, :k] = ones
+            rhs = np.concatenate([rhs, np.ones((*rhs.shape[:-1], 1), dtype=a.dtype)], -1)
+            x = np.linalg.solve(full, rhs[..., None])[..., :k, 0]
+        else:
+            x = np.linalg.solve(mat, rhs[..., None])[..., 0]
+        x = np.where(free, x, zero)
+        grad = (a @ x[..., None])[..., 0] + b
+        if simplex:
+            grad = grad - (grad * free).sum(-1, keepdims=True) / np.maximum(free.sum(-1, keepdims=True), 1)
+        new_free = (x - grad / scale) > 0
+        if simplex:
+            new_free |= (new_free.sum(-1, keepdims=True) == 0) & (grad == grad.min(-1, keepdims=True))
+        if np.array_equal(new_free, free):
+            out: np.ndarray[Any, Any] = np.maximum(x, zero)
+            if simplex:
+                out = out / np.maximum(out.sum(-1, keepdims=True), np.finfo(a.dtype).tiny)
+            return out
+        free = new_free
+    return None
+
+
+def _host_regularised(gramian: np.ndarray[Any, Any], reg: float) -> np.ndarray[Any, Any]:
+    """:func:`_regularised` in NumPy."""
+    reg = max(reg, 1e-12 if gramian.dtype == np.float64 else 1e-7)
+    eye = np.eye(gramian.shape[-1], dtype=gramian.dtype)
+    trace = np.trace(gramian, axis1=-2, axis2=-1)[..., None, None]
+    normed = np.where(trace > 0, gramian / np.maximum(trace, np.finfo(gramian.dtype).tiny), eye)
+    out: np.ndarray[Any, Any] = normed + gramian.dtype.type(reg) * eye
+    return out
 
 
 def _kkt_residual(a: Tensor, b: Tensor, x: Tensor, simplex: bool) -> float:
@@ -185,6 +260,11 @@ def min_norm_weights(gramian: Tensor, reg: float = 0.0) -> Tensor:
         denom = (m11 + m22 - 2 * m12).clamp(min=torch.finfo(gramian.dtype).tiny)
         w0 = ((m22 - m12) / denom).clamp(0, 1)
         return torch.stack([w0, 1 - w0], -1)
+    if _on_host(gramian):
+        a_host = _host_regularised(gramian.detach().numpy(), reg)
+        found = _host_nonneg_qp(a_host, np.zeros(a_host.shape[:-1], dtype=a_host.dtype), True, 50)
+        if found is not None:
+            return torch.from_numpy(found)
     a = _regularised(gramian, reg)
     return nonneg_qp(a, torch.zeros(gramian.shape[:-1], dtype=a.dtype, device=a.device), simplex=True)
 
@@ -204,6 +284,13 @@ def dual_cone_weights(gramian: Tensor, u: Tensor, reg: float = 1e-4) -> Tensor:
         >>> bool((g @ (g.T @ v) >= -1e-6).all())
         True
     """
+    if _on_host(gramian, u):
+        u_host = u.detach().numpy()
+        a_host = _host_regularised(gramian.detach().numpy(), reg)
+        a_host = np.broadcast_to(a_host, (*u_host.shape[:-1], *a_host.shape[-2:]))
+        found = _host_nonneg_qp(a_host, (a_host @ u_host[..., None])[..., 0], False, 50)
+        if found is not None:
+            return torch.from_numpy(u_host + found)
     a = _regularised(gramian, reg)
     a_b = a.expand(*u.shape[:-1], *a.shape[-2:])
     x = nonneg_qp(a_b, (a_b @ u.unsqueeze(-1)).squeeze(-1))
