@@ -12,7 +12,13 @@ import torch
 import taskbalance as tb
 from taskbalance import solvers
 from taskbalance.gradient.pcgrad import pcgrad_coefficients
-from taskbalance.solvers import dual_cone_weights, min_norm_weights, nonneg_qp, project_simplex
+from taskbalance.solvers import (
+    dual_cone_weights,
+    min_norm_weights,
+    nonneg_qp,
+    project_simplex,
+    upgrad_weights,
+)
 
 
 def cases(dtype: torch.dtype) -> dict[str, torch.Tensor]:
@@ -323,6 +329,7 @@ def test_host_and_torch_solvers_give_the_same_answer(
         "simplex": lambda: nonneg_qp(gram + torch.eye(k, dtype=dtype), b, simplex=True),
         "min-norm": lambda: torch.stack([min_norm_weights(m) for m in gram]),
         "dual-cone": lambda: torch.stack([dual_cone_weights(m, u) for m in gram]),
+        "upgrad": lambda: torch.stack([upgrad_weights(m, u.diagonal()) for m in gram]),
     }
     for name, call in calls.items():
         monkeypatch.setattr(solvers, "host_solvers", True)

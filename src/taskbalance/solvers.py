@@ -11,6 +11,7 @@ projected-gradient fallback when it cycles.
   (and optionally :math:`\mathbf 1^\top x = 1`).
 * :func:`min_norm_weights`: the min-norm point of the convex hull of the task gradients.
 * :func:`dual_cone_weights`: UPGrad's projection onto the dual cone of the gradients.
+* :func:`upgrad_weights`: UPGrad's weights, the sum of those projections.
 * :func:`cagrad_weights`: the dual problem of CAGrad.
 * :func:`bargaining_weights`: Nash-MTL's :math:`M\alpha = \alpha^{-1}` and FairGrad's
   :math:`M w = w^{-1/\alpha}`.
@@ -29,6 +30,7 @@ __all__ = [
     "nonneg_qp",
     "min_norm_weights",
     "dual_cone_weights",
+    "upgrad_weights",
     "cagrad_weights",
     "bargaining_weights",
 ]
@@ -133,6 +135,8 @@ def nonneg_qp(
     return x
 
 
+_TINY64 = float(torch.finfo(torch.float64).tiny)
+
 #: On the CPU, problems with up to this many tasks are solved in NumPy on the tensors'
 #: own memory (no copy): a few dozen torch kernel launches cost more than the solve.
 HOST_MAX_TASKS = 64
@@ -140,21 +144,27 @@ HOST_MAX_TASKS = 64
 host_solvers = True
 
 
+_HOST_DTYPES = (torch.float32, torch.float64)
+
+
 def _on_host(*tensors: Tensor) -> bool:
-    """Whether to solve with NumPy: CPU float32/float64 tensors of a small problem."""
-    return (
-        host_solvers
-        and tensors[0].shape[-1] <= HOST_MAX_TASKS
-        and all(t.device.type == "cpu" and t.dtype in (torch.float32, torch.float64) for t in tensors)
-        and len({t.dtype for t in tensors}) == 1
-    )
+    """Whether to solve with NumPy: CPU float32/float64 tensors (one dtype) of a small problem."""
+    first = tensors[0]
+    dtype = first.dtype
+    if not host_solvers or dtype not in _HOST_DTYPES or first.shape[-1] > HOST_MAX_TASKS:
+        return False
+    return all(t.is_cpu and t.dtype is dtype for t in tensors)
 
 
 def _host_nonneg_qp(
     a: np.ndarray[Any, Any], b: np.ndarray[Any, Any], simplex: bool, max_iter: int
 ) -> np.ndarray[Any, Any] | None:
-    """:func:`nonneg_qp`'s active-set iteration in NumPy; ``None`` if it did not settle."""
+    """:func:`nonneg_qp`'s active-set iteration in NumPy; ``None`` if it did not settle.
+
+    ``a`` may be one K × K matrix shared by a batch of ``b`` (UPGrad's K problems).
+    """
     k = a.shape[-1]
+    shared = a.ndim == 2 and b.ndim == 2
     scale = np.maximum(
         np.abs(np.diagonal(a, axis1=-2, axis2=-1)).max(-1, keepdims=True), np.finfo(a.dtype).tiny
     )
@@ -172,22 +182,113 @@ def _host_nonneg_qp(
             full[..., k, :k] = ones
             rhs = np.concatenate([rhs, np.ones((*rhs.shape[:-1], 1), dtype=a.dtype)], -1)
             x = np.linalg.solve(full, rhs[..., None])[..., :k, 0]
-        else:
+        elif free.any():
             x = np.linalg.solve(mat, rhs[..., None])[..., 0]
+        else:  # x = 0 (e.g. no conflict at all)
+            x = rhs
         x = np.where(free, x, zero)
-        grad = (a @ x[..., None])[..., 0] + b
+        grad = (x @ a.T if shared else (a @ x[..., None])[..., 0]) + b
         if simplex:
             grad = grad - (grad * free).sum(-1, keepdims=True) / np.maximum(free.sum(-1, keepdims=True), 1)
         new_free = (x - grad / scale) > 0
         if simplex:
             new_free |= (new_free.sum(-1, keepdims=True) == 0) & (grad == grad.min(-1, keepdims=True))
-        if np.array_equal(new_free, free):
+        if new_free.tobytes() == free.tobytes():
             out: np.ndarray[Any, Any] = np.maximum(x, zero)
             if simplex:
                 out = out / np.maximum(out.sum(-1, keepdims=True), np.finfo(a.dtype).tiny)
             return out
         free = new_free
     return None
+
+
+#: Up to this many tasks, a single CPU problem is solved with Python floats: at this size
+#: a NumPy call costs more than the arithmetic.
+PYTHON_MAX_TASKS = 4
+
+
+def _py_solve(m: list[list[float]], r: list[float]) -> list[float]:
+    """Gaussian elimination without pivoting: the systems here are positive definite
+    (or bordered by a row of ones, whose last pivot is -1ᵀA⁻¹1 < 0)."""
+    n = len(r)
+    for i in range(n):
+        pivot = m[i][i]
+        for j in range(i + 1, n):
+            f = m[j][i] / pivot
+            if f:
+                row_i, row_j = m[i], m[j]
+                for c in range(i, n):
+                    row_j[c] -= f * row_i[c]
+                r[j] -= f * r[i]
+    x = [0.0] * n
+    for i in range(n - 1, -1, -1):
+        row = m[i]
+        x[i] = (r[i] - sum(row[c] * x[c] for c in range(i + 1, n))) / row[i]
+    return x
+
+
+def _py_nonneg_qp(
+    a: list[list[float]], b: list[float], simplex: bool, max_iter: int, scale: float = 0.0
+) -> list[float] | None:
+    """:func:`nonneg_qp`'s active-set iteration with Python floats (one small problem);
+    ``scale`` is max |Aᵢᵢ| when the caller has it."""
+    k = len(b)
+    if not scale:
+        scale = max(max(abs(a[i][i]) for i in range(k)), _TINY64)
+    free = [True] * k if simplex else [v < 0 for v in b]
+    for _ in range(max_iter):
+        idx = [i for i in range(k) if free[i]]
+        x = [0.0] * k
+        if idx:
+            m = [[a[i][j] for j in idx] for i in idx]
+            r = [-b[i] for i in idx]
+            if simplex:  # the bordered system of Σx = 1
+                for row in m:
+                    row.append(1.0)
+                m.append([1.0] * len(idx) + [0.0])
+                r.append(1.0)
+            for i, v in zip(idx, _py_solve(m, r)):
+                x[i] = v
+        grad = list(b)
+        for j in idx:
+            x_j = x[j]
+            for i in range(k):
+                grad[i] += a[i][j] * x_j
+        if simplex:
+            nu = sum(grad[i] for i in idx) / max(len(idx), 1)
+            grad = [g - nu for g in grad]
+        new_free = [x[i] - grad[i] / scale > 0 for i in range(k)]
+        if simplex and not any(new_free):
+            low = min(grad)
+            new_free = [g == low for g in grad]
+        if new_free == free:
+            x = [max(v, 0.0) for v in x]
+            if simplex:
+                total = max(sum(x), _TINY64)
+                x = [v / total for v in x]
+            return x
+        free = new_free
+    return None
+
+
+def _py_regularised(gramian: list[list[float]], reg: float, float64: bool) -> list[list[float]]:
+    """:func:`_regularised` with Python floats."""
+    reg = max(reg, 1e-12 if float64 else 1e-7)
+    k = len(gramian)
+    trace = sum(gramian[i][i] for i in range(k))
+    out = (
+        [[v / trace for v in row] for row in gramian]
+        if trace > 0
+        else [[float(i == j) for j in range(k)] for i in range(k)]
+    )
+    for i in range(k):
+        out[i][i] += reg
+    return out
+
+
+def _in_python(gramian: Tensor, *others: Tensor) -> bool:
+    """A single small CPU problem: solve it with Python floats."""
+    return gramian.ndim == 2 and gramian.shape[-1] <= PYTHON_MAX_TASKS and _on_host(gramian, *others)
 
 
 def _host_regularised(gramian: np.ndarray[Any, Any], reg: float) -> np.ndarray[Any, Any]:
@@ -260,6 +361,16 @@ def min_norm_weights(gramian: Tensor, reg: float = 0.0) -> Tensor:
         denom = (m11 + m22 - 2 * m12).clamp(min=torch.finfo(gramian.dtype).tiny)
         w0 = ((m22 - m12) / denom).clamp(0, 1)
         return torch.stack([w0, 1 - w0], -1)
+    if _in_python(gramian):
+        g = gramian.tolist()
+        if k == 2:
+            denom = max(g[0][0] + g[1][1] - 2 * g[0][1], _TINY64)
+            w0 = min(max((g[1][1] - g[0][1]) / denom, 0.0), 1.0)
+            return torch.tensor([w0, 1 - w0], dtype=gramian.dtype)
+        a_py = _py_regularised(g, reg, gramian.dtype == torch.float64)
+        w = _py_nonneg_qp(a_py, [0.0] * k, True, 50)
+        if w is not None:
+            return torch.tensor(w, dtype=gramian.dtype)
     if _on_host(gramian):
         a_host = _host_regularised(gramian.detach().numpy(), reg)
         found = _host_nonneg_qp(a_host, np.zeros(a_host.shape[:-1], dtype=a_host.dtype), True, 50)
@@ -284,6 +395,19 @@ def dual_cone_weights(gramian: Tensor, u: Tensor, reg: float = 1e-4) -> Tensor:
         >>> bool((g @ (g.T @ v) >= -1e-6).all())
         True
     """
+    if _in_python(gramian, u) and u.ndim <= 2:
+        a_py = _py_regularised(gramian.tolist(), reg, gramian.dtype == torch.float64)
+        rows = u.tolist() if u.ndim == 2 else [u.tolist()]
+        solved = []
+        for row in rows:
+            b = [sum(ai * ui for ai, ui in zip(a_row, row)) for a_row in a_py]
+            x_py = _py_nonneg_qp(a_py, b, False, 50)
+            if x_py is None:
+                break
+            solved.append([ui + xi for ui, xi in zip(row, x_py)])
+        else:
+            out = torch.tensor(solved, dtype=gramian.dtype)
+            return out if u.ndim == 2 else out[0]
     if _on_host(gramian, u):
         u_host = u.detach().numpy()
         a_host = _host_regularised(gramian.detach().numpy(), reg)
@@ -295,6 +419,36 @@ def dual_cone_weights(gramian: Tensor, u: Tensor, reg: float = 1e-4) -> Tensor:
     a_b = a.expand(*u.shape[:-1], *a.shape[-2:])
     x = nonneg_qp(a_b, (a_b @ u.unsqueeze(-1)).squeeze(-1))
     return u + x
+
+
+def upgrad_weights(gramian: Tensor, pref: Tensor, reg: float = 1e-4) -> Tensor:
+    r"""UPGrad's weights: :math:`\sum_i v_i`, with :math:`v_i` the :func:`dual_cone_weights`
+    of the preference-weighted row :math:`p_i e_i` (Quinton & Rey 2024).
+
+    Example:
+        >>> g = torch.tensor([[1.0, 0.0], [0.0, 1.0]], dtype=torch.float64)
+        >>> upgrad_weights(g @ g.T, torch.tensor([0.5, 0.5], dtype=torch.float64))  # no conflict
+        tensor([0.5000, 0.5000], dtype=torch.float64)
+    """
+    if _in_python(gramian, pref):
+        a = _py_regularised(gramian.tolist(), reg, gramian.dtype == torch.float64)
+        p = pref.tolist()
+        total = list(p)
+        scale = max(max(abs(a[i][i]) for i in range(len(p))), _TINY64)
+        for i, p_i in enumerate(p):  # row i: u = p_i e_i, b = A u
+            x = _py_nonneg_qp(a, [row[i] * p_i for row in a], False, 50, scale)
+            if x is None:
+                break
+            total = [t + v for t, v in zip(total, x)]
+        else:
+            return torch.tensor(total, dtype=gramian.dtype)
+    if _on_host(gramian, pref) and gramian.ndim == 2:
+        a_host = _host_regularised(gramian.detach().numpy(), reg)
+        p_host = pref.detach().numpy()
+        found = _host_nonneg_qp(a_host, (a_host * p_host).T, False, 50)  # row i: b = p_i A e_i
+        if found is not None:
+            return torch.from_numpy(p_host + found.sum(0))
+    return dual_cone_weights(gramian, torch.diag(pref), reg=reg).sum(0)
 
 
 def cagrad_weights(gramian: Tensor, c: float, max_iter: int = 50) -> Tensor:

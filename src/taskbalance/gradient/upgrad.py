@@ -10,7 +10,7 @@ from torch import Tensor
 
 from ..base import TaskSpec
 from ..registry import register
-from ..solvers import dual_cone_weights
+from ..solvers import upgrad_weights
 from .core import GramianBalancer
 
 __all__ = ["UPGrad"]
@@ -66,5 +66,4 @@ class UPGrad(GramianBalancer):
         self.register_buffer("pref", torch.tensor(values, dtype=torch.float64))
 
     def _weights(self, gramian: Tensor, losses: Tensor, idx: Tensor | slice) -> Tensor:
-        u = torch.diag(self._take(self.pref, idx).to(gramian.dtype))
-        return dual_cone_weights(gramian, u, reg=self.reg).sum(0)
+        return upgrad_weights(gramian, self._take(self.pref, idx).to(gramian.dtype), reg=self.reg)
