@@ -1,8 +1,11 @@
-r"""Small torch-native solvers for gradient balancing: no cvxpy, scipy or quadprog.
+r"""Small solvers for gradient balancing: no cvxpy, scipy or quadprog.
 
 Everything here works on a task Gramian :math:`M = G G^\top` (K × K, K tasks), batched
 over leading dimensions where that makes sense, on the Gramian's own device and
-dtype. The quadratic programs are solved by a primal-dual active-set method
+dtype. On a GPU the work stays in torch. On the CPU, the QPs of up to 64 tasks run
+the same iteration in NumPy on the tensors' own memory, and single problems of up to
+4 tasks run it with Python floats: at these sizes, a few dozen kernel launches cost
+more than the arithmetic. The quadratic programs are solved by a primal-dual active-set method
 (exact once the active set is right, usually within a few iterations), with a
 projected-gradient fallback when it cycles.
 
