@@ -82,6 +82,20 @@ def test_the_comparison_can_fail(ranks: list[dict[str, Any]], single: dict[str, 
     assert (r0["params"] - single["mgda/params"]["params"]).abs().max() > 1e-3
 
 
+@pytest.mark.parametrize(("method", "mode"), ddp_job.FSDP_CONFIGS)
+def test_fsdp2_sharded_encoder(method: str, mode: str, ranks: list[dict[str, Any]]) -> None:
+    """Loss-based methods and feature mode give the single-process gradient under FSDP2;
+    parameter mode cannot (no rank holds whole per-task gradients) and says so."""
+    r0, r1 = (rank[f"fsdp/{method}/{mode}"] for rank in ranks)
+    if tb.get_method(method).kind == "gradient" and mode == "params":
+        assert r0["error"] == r1["error"] and "sharded (FSDP)" in r0["error"] and "features=" in r0["error"]
+        return
+    ref = ddp_job.fsdp_step(method, mode, sharded=False)
+    for rank in (r0, r1):
+        torch.testing.assert_close(rank["grad"], ref["grad"], atol=1e-6, rtol=1e-5)
+        torch.testing.assert_close(rank["weights"], ref["weights"], atol=1e-6, rtol=1e-5)
+
+
 def test_a_task_present_on_one_rank_only_is_refused_on_every_rank(ranks: list[dict[str, Any]]) -> None:
     messages = [rank["partial"] for rank in ranks]
     assert messages[0] is not None and messages[0] == messages[1]

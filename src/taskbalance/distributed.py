@@ -25,9 +25,11 @@ unit instead, in the base class, so that no method has to know about processes:
   Gramians; the others gather the columns. Each rank backpropagates its own slice.
 
 Only DDP's gradient averaging is relied upon; the balancer never reduces the model's
-gradients itself, so nothing is reduced twice. FSDP shards the shared parameters, so a
-per-task Jacobian of them does not exist on any rank: gradient methods refuse FSDP
-parameters in parameter mode and say to use ``features=``.
+gradients itself, so nothing is reduced twice. FSDP shards the shared parameters (and
+FSDP2 reshards them during the per-task backward), so a per-task Jacobian of them does
+not exist on any rank. Gradient methods therefore refuse FSDP parameters in parameter
+mode and say to use ``features=``. Loss-based methods, and feature mode, work under
+FSDP as under DDP.
 """
 
 from __future__ import annotations

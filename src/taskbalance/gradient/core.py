@@ -165,6 +165,8 @@ class GradientBalancer(Balancer):
             grad_scale = scaler.get_scale()
         self._grad_scale = 1.0 if grad_scale is None else grad_scale
         jac = jacobian(scaled, inputs, batched=self.batched, chunk_size=self.chunk_size)
+        if mode == "params" and group is not None:
+            _refuse_sharded(inputs, after_backward=True)
         if grad_scale is not None:
             jac = jac / grad_scale
         result = self._direction(jac, values.detach(), idx, mode, group, guard=grad_scale is not None)
@@ -242,10 +244,16 @@ class GradientBalancer(Balancer):
         return direction[offset : offset + n] * world, weights
 
 
-def _refuse_sharded(params: Sequence[Tensor]) -> None:
-    """Parameter mode needs each rank to hold whole shared parameters."""
+def _refuse_sharded(params: Sequence[Tensor], after_backward: bool = False) -> None:
+    """Parameter mode needs each rank to hold whole shared parameters.
+
+    FSDP1 and FSDP2 parameters outside forward are sharded (flat or DTensor). FSDP2 hands
+    out whole parameters during forward, but its backward hook reshards them, freeing
+    their storage, once the per-task gradients are taken (``after_backward``).
+    """
     for p in params:
-        if getattr(p, "_is_flat_param", False) or type(p).__name__ == "DTensor":
+        freed = after_backward and p.untyped_storage().size() == 0 and p.numel() > 0
+        if freed or getattr(p, "_is_flat_param", False) or type(p).__name__ == "DTensor":
             raise ValueError(
                 "the shared parameters are sharded (FSDP): no rank holds their per-task gradients, "
                 "so a gradient method cannot aggregate them; pass features= (the shared "
