@@ -97,3 +97,27 @@ def test_fit_logs_the_balancer_stats() -> None:
         trainer.fit(module)
     assert {"balancer/weight/a", "balancer/weight/b", "train/loss"} <= set(logged)
     assert float(logged["balancer/weight/a"]) == pytest.approx(float(module.balancer.weights["a"]))
+
+
+@pytest.mark.parametrize("method", ["uw", "nash-mtl"])
+def test_bf16_mixed_precision_trainer(method: str) -> None:
+    import lightning.pytorch as pl
+
+    module = lightning_job.build(method, "params")
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        precision="bf16-mixed",
+        max_steps=4,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    start = [p.detach().clone() for p in module.parameters()]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trainer.fit(module)
+    weights = torch.stack(list(module.balancer.weights.values()))
+    assert torch.isfinite(weights).all() and weights.dtype == torch.float32
+    moved = [float((p - q).abs().max()) for p, q in zip(module.parameters(), start)]
+    assert all(torch.isfinite(p).all() for p in module.parameters()) and max(moved) > 0
