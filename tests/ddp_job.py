@@ -8,6 +8,7 @@ every global batch, and writes what it ended with to ``OUT/rank<r>.pt``.
 from __future__ import annotations
 
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -164,7 +165,7 @@ FSDP_CONFIGS = [("uw", "params"), ("mgda", "features"), ("mgda", "params")]
 
 
 def main(out: Path) -> None:
-    dist.init_process_group("gloo")
+    dist.init_process_group("gloo", timeout=timedelta(seconds=120))  # a hang fails, not stalls
     rank = dist.get_rank()
     results: dict[str, Any] = {}
     for method, mode in CONFIGS:
@@ -184,6 +185,12 @@ def main(out: Path) -> None:
     # FSDP2: loss-based methods and feature mode work; parameter mode is refused
     for method, mode in FSDP_CONFIGS:
         results[f"fsdp/{method}/{mode}"] = fsdp_step(method, mode, sharded=True)
+    # evaluation on one rank only: no collective under no_grad, so no hang
+    balancer = tb.create("dwa", tasks=TASKS)
+    if rank == 0:
+        with torch.no_grad():
+            results["eval_alone"] = float(balancer({t: torch.tensor(1.0 + i) for i, t in enumerate(TASKS)}))
+    dist.barrier()
     # a task present on one rank only: every rank must raise the same clear error
     balancer = tb.create("uw", tasks=TASKS)
     w = torch.ones(3, requires_grad=True)

@@ -96,6 +96,10 @@ def test_fsdp2_sharded_encoder(method: str, mode: str, ranks: list[dict[str, Any
         torch.testing.assert_close(rank["weights"], ref["weights"], atol=1e-6, rtol=1e-5)
 
 
+def test_one_rank_may_evaluate_alone(ranks: list[dict[str, Any]]) -> None:
+    assert ranks[0]["eval_alone"] == 6.0 and "eval_alone" not in ranks[1]
+
+
 def test_a_task_present_on_one_rank_only_is_refused_on_every_rank(ranks: list[dict[str, Any]]) -> None:
     messages = [rank["partial"] for rank in ranks]
     assert messages[0] is not None and messages[0] == messages[1]

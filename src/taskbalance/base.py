@@ -176,6 +176,8 @@ class Balancer(nn.Module):
             reduced over ``process_group`` so that every rank computes the same weights
             and the run equals one process on the global batch (default ``True``; see
             :mod:`taskbalance.distributed`). ``False`` balances each rank on its shard.
+            Under ``torch.no_grad()`` (evaluation) nothing is synchronised, so one rank
+            may evaluate alone.
         process_group: the group to synchronise over (default: the whole world).
 
     Example:
@@ -369,7 +371,9 @@ class Balancer(nn.Module):
     def _prepare(self, losses: LossInput) -> tuple[list[str], Tensor, Tensor | slice] | None:
         """Validate and stack the losses; ``None`` when the step is skipped."""
         names, tensors = self._collect(losses)
-        values = self._global_values(names, torch.stack(tensors))
+        values = torch.stack(tensors)
+        if torch.is_grad_enabled():  # evaluation needs no collective: a rank may evaluate alone
+            values = self._global_values(names, values)
         self.skipped = not self._validate_values(names, values.detach())
         if self.skipped:
             return None
