@@ -110,7 +110,8 @@ def test_single_process_needs_no_group() -> None:
     assert active_group() is None and world_size() == 1
     b = tb.create("uw", tasks=2)
     w = torch.ones(2, requires_grad=True)
-    assert b._global_values(["0", "1"], torch.stack([w[0], w[1]])) is not None
+    values = torch.stack([w[0], w[1]])
+    assert b._global_values(["0", "1"], values, slice(None)) is values
 
 
 def test_ignore_in_ddp_needs_a_submodule() -> None:

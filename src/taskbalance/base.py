@@ -350,7 +350,7 @@ class Balancer(nn.Module):
         """The process group to balance over, or ``None`` (a single process)."""
         return active_group(self.process_group) if self.sync_dist else None
 
-    def _global_values(self, names: Sequence[str], values: Tensor) -> Tensor:
+    def _global_values(self, names: Sequence[str], values: Tensor, idx: Tensor | slice) -> Tensor:
         """The losses of the global batch: under ``torch.distributed``, the mean over
         ranks as the value, with the gradient flowing into the local losses; otherwise
         ``values`` itself. Also gives the method's generator rank 0's seed once.
@@ -365,19 +365,19 @@ class Balancer(nn.Module):
                 if seed != gen.seed:
                     gen.seed, gen._gen = seed, None
             self._seed_synced = True
-        positions = [self._position[n] for n in names]
-        return global_losses(values, positions, self.num_tasks, self.task_names, group)
+        return global_losses(values, idx, self.task_names, group)
 
     def _prepare(self, losses: LossInput) -> tuple[list[str], Tensor, Tensor | slice] | None:
         """Validate and stack the losses; ``None`` when the step is skipped."""
         names, tensors = self._collect(losses)
         values = torch.stack(tensors)
+        idx = self._indices(names, values.device)
         if torch.is_grad_enabled():  # evaluation needs no collective: a rank may evaluate alone
-            values = self._global_values(names, values)
+            values = self._global_values(names, values, idx)
         self.skipped = not self._validate_values(names, values.detach())
         if self.skipped:
             return None
-        return names, values, self._indices(names, values.device)
+        return names, values, idx
 
     # ----------------------------------------------------------------- compute
     def _combine(self, losses: Tensor, idx: Tensor | slice) -> tuple[Tensor, Tensor]:

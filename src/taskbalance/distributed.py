@@ -41,6 +41,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 __all__ = [
+    "is_initialized",
     "active_group",
     "world_size",
     "global_losses",
@@ -49,6 +50,16 @@ __all__ = [
     "gather_columns",
     "ignore_in_ddp",
 ]
+
+
+def is_initialized() -> bool:
+    """Whether ``torch.distributed`` is available and initialised (any world size).
+
+    Example:
+        >>> is_initialized()
+        False
+    """
+    return dist.is_available() and dist.is_initialized()
 
 
 def active_group(group: Any = None) -> Any:
@@ -62,7 +73,7 @@ def active_group(group: Any = None) -> Any:
         >>> active_group() is None  # a single process
         True
     """
-    if not (dist.is_available() and dist.is_initialized()):
+    if not is_initialized():
         return None
     pg = dist.group.WORLD if group is None else group
     return pg if dist.get_world_size(pg) > 1 else None
@@ -91,25 +102,24 @@ class _Replace(torch.autograd.Function):
         return grad, None
 
 
-def global_losses(
-    values: Tensor, positions: list[int], num_tasks: int, names: tuple[str, ...], group: Any
-) -> Tensor:
+def global_losses(values: Tensor, index: Tensor | slice, names: tuple[str, ...], group: Any) -> Tensor:
     r"""Replace the local loss values by their mean over the ranks of ``group``.
 
-    ``values`` holds the losses of the tasks present on this rank, at ``positions``
-    among the ``num_tasks`` declared tasks (``names``). The result has the global
-    means as its value (bitwise the same on every rank) and passes its gradient
-    straight to the local losses. A task present on some ranks and absent on others
-    raises a ``ValueError`` on every rank (consistently, so no rank hangs).
+    ``values`` holds the losses of the tasks present on this rank; ``index`` selects
+    their places among the declared tasks ``names`` (a slice when all are present).
+    The result has the global means as its value (bitwise the same on every rank) and
+    passes its gradient straight to the local losses. A task present on some ranks and
+    absent on others raises a ``ValueError`` on every rank (consistently, so no rank
+    hangs).
     """
-    k = num_tasks
+    k = len(names)
     world = dist.get_world_size(group)
-    pos = torch.tensor(positions, dtype=torch.long, device=values.device)
     buf = values.new_zeros(2 * k)
-    buf[pos] = values.detach()
-    buf[k + pos] = 1.0
+    sums, counts_t = buf[:k], buf[k:]
+    sums[index] = values.detach()
+    counts_t[index] = 1.0
     dist.all_reduce(buf, group=group)
-    counts = buf[k:].tolist()
+    counts = counts_t.tolist()
     partial = [(n, int(c)) for n, c in zip(names, counts) if 0 < c < world]
     if partial:
         name, c = partial[0]
@@ -118,7 +128,7 @@ def global_losses(
             "give the same tasks in a step (compute the task on every rank, e.g. with a zero-weight "
             "loss, or drop it on every rank)"
         )
-    mean = buf[pos] / world
+    mean = sums[index] / world
     return _Replace.apply(values, mean)  # type: ignore[no-untyped-call,no-any-return]
 
 

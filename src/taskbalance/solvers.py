@@ -365,12 +365,7 @@ def min_norm_weights(gramian: Tensor, reg: float = 0.0) -> Tensor:
         w0 = ((m22 - m12) / denom).clamp(0, 1)
         return torch.stack([w0, 1 - w0], -1)
     if _in_python(gramian):
-        g = gramian.tolist()
-        if k == 2:
-            denom = max(g[0][0] + g[1][1] - 2 * g[0][1], _TINY64)
-            w0 = min(max((g[1][1] - g[0][1]) / denom, 0.0), 1.0)
-            return torch.tensor([w0, 1 - w0], dtype=gramian.dtype)
-        a_py = _py_regularised(g, reg, gramian.dtype == torch.float64)
+        a_py = _py_regularised(gramian.tolist(), reg, gramian.dtype == torch.float64)
         w = _py_nonneg_qp(a_py, [0.0] * k, True, 50)
         if w is not None:
             return torch.tensor(w, dtype=gramian.dtype)

@@ -11,7 +11,7 @@ import torch.distributed as dist
 from torch import Tensor
 
 from ..base import Balancer, LossInput, TaskSpec
-from ..distributed import all_reduce_mean, gather_columns
+from ..distributed import all_reduce_mean, gather_columns, is_initialized
 from ..jacobian import jacobian, task_leaves, write_grads
 from ..monitor import gradient_stats
 
@@ -184,7 +184,7 @@ class GradientBalancer(Balancer):
             torch.autograd.backward(
                 self._head_objective(scaled), inputs=heads, retain_graph=mode == "features"
             )
-        if mode == "params" and not (dist.is_available() and dist.is_initialized()):
+        if mode == "params" and not is_initialized():
             write_grads(inputs, direction)
         else:  # through autograd, so that DDP's hooks (if any) see every shared gradient
             grads, offset = [], 0
@@ -238,9 +238,10 @@ class GradientBalancer(Balancer):
         full, offset, n = gather_columns(jac, group)
         if guard and not bool(torch.isfinite(full).all()):
             return None
+        full = full / world
         if self._step_hooks:
-            self._hook_jac = full / world
-        direction, weights = self._aggregate(full / world, losses, idx)
+            self._hook_jac = full
+        direction, weights = self._aggregate(full, losses, idx)
         return direction[offset : offset + n] * world, weights
 
 
@@ -274,8 +275,13 @@ class GramianBalancer(GradientBalancer):
     _jac_dtype: torch.dtype = torch.float32
 
     def _aggregate(self, jac: Tensor, losses: Tensor, idx: Tensor | slice) -> tuple[Tensor, Tensor]:
+        return self._from_gramian(_gramian(jac), jac, losses, idx)
+
+    def _from_gramian(
+        self, gramian: Tensor, jac: Tensor, losses: Tensor, idx: Tensor | slice
+    ) -> tuple[Tensor, Tensor]:
+        """``(w @ jac, w)`` with the method's weights ``w`` for ``gramian``."""
         self._jac_dtype = jac.dtype  # the precision the Gramian's entries really have
-        gramian = jac.to(torch.float64) @ jac.to(torch.float64).T
         w = self._weights(gramian, losses.to(torch.float64), idx).to(jac.dtype)
         return w @ jac, w
 
@@ -285,12 +291,15 @@ class GramianBalancer(GradientBalancer):
         """Feature mode under torch.distributed: the global Gramian is the sum of the
         ranks' Gramians over R² (K × K numbers to reduce), and this rank's slice of
         the global direction, times R, is ``w @ J_local``."""
-        self._jac_dtype = jac.dtype
-        j64 = jac.to(torch.float64)
-        gramian = j64 @ j64.T
+        gramian = _gramian(jac)
         dist.all_reduce(gramian, group=group)
         gramian /= dist.get_world_size(group) ** 2
         if guard and not bool(torch.isfinite(gramian).all()):
             return None
-        w = self._weights(gramian, losses.to(torch.float64), idx).to(jac.dtype)
-        return w @ jac, w
+        return self._from_gramian(gramian, jac, losses, idx)
+
+
+def _gramian(jac: Tensor) -> Tensor:
+    """``J Jᵀ`` in float64 (K × K, cheap; the solvers' precision)."""
+    j64 = jac.to(torch.float64)
+    return j64 @ j64.T

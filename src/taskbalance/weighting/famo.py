@@ -118,10 +118,11 @@ class FAMO(Balancer):
                 f"after_step needs the same tasks as the last step; task {missing[0]!r} differs "
                 f"(last step: {list(self._last_names)}, given: {names})"
             )
-        new = self._global_values(names, torch.stack(tensors).detach())
+        new = torch.stack(tensors).detach()
+        idx = self._indices(names, new.device)
+        new = self._global_values(names, new, idx)
         if not self._validate_values(names, new):
             return
-        idx = self._indices(names, new.device)
         delta = self._take(self.prev_log_gaps, idx) - self._log_gaps(new.to(self.logits.dtype), idx)
         everyone = isinstance(idx, slice)  # update the buffers in place, else gathered copies
         logits, m, v, step = (
