@@ -59,28 +59,35 @@ def data() -> TensorDataset:
     return TensorDataset(x, y)
 
 
-def main(out: Path, devices: int) -> None:
-    warnings.filterwarnings("ignore")
+def trainer(**options: Any) -> Any:
+    """A CPU Trainer without logger, checkpoints, progress bar or model summary."""
     import lightning.pytorch as pl
 
+    return pl.Trainer(
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        **options,
+    )
+
+
+def main(out: Path, devices: int) -> None:
+    warnings.filterwarnings("ignore")
     for method, mode in CONFIGS:
         torch.manual_seed(0)
         model = build(method, mode)
         start = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
-        trainer = pl.Trainer(
-            accelerator="cpu",
+        run = trainer(
             devices=devices,
             strategy="ddp" if devices > 1 else "auto",
             max_epochs=2,
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
             use_distributed_sampler=False,
         )
-        trainer.fit(model)
+        run.fit(model)
         params: Tensor = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
-        who = f"rank{trainer.global_rank}" if devices > 1 else "single"
+        who = f"rank{run.global_rank}" if devices > 1 else "single"
         weights = torch.stack([model.balancer.weights[t] for t in TASKS])
         torch.save({"params": params, "start": start, "weights": weights}, out / f"{method}-{mode}-{who}.pt")
 

@@ -83,15 +83,7 @@ def test_fit_logs_the_balancer_stats() -> None:
             logged.update(trainer.callback_metrics)
 
     module = lightning_job.build("famo", "params")
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        max_steps=3,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[Logged()],
-    )
+    trainer = lightning_job.trainer(max_steps=3, callbacks=[Logged()])
     with warnings.catch_warnings():  # Lightning's advice on dataloader workers and the like
         warnings.simplefilter("ignore")
         trainer.fit(module)
@@ -101,18 +93,8 @@ def test_fit_logs_the_balancer_stats() -> None:
 
 @pytest.mark.parametrize("method", ["uw", "nash-mtl"])
 def test_bf16_mixed_precision_trainer(method: str) -> None:
-    import lightning.pytorch as pl
-
     module = lightning_job.build(method, "params")
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        precision="bf16-mixed",
-        max_steps=4,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
+    trainer = lightning_job.trainer(precision="bf16-mixed", max_steps=4)
     start = [p.detach().clone() for p in module.parameters()]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
