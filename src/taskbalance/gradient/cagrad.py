@@ -28,6 +28,8 @@ class CAGrad(GramianBalancer):
     of the dual (:func:`~taskbalance.solvers.cagrad_weights`, exact active set, no
     cvxpy or scipy). With ``rescale=True`` (the official code's default) d is divided
     by :math:`1 + c^2`. TorchJD's ``CAGrad`` does not rescale; the directions agree.
+    The official NYUv2 trainer also multiplies d by K ("to match the sum loss"); we do
+    not (nor does TorchJD): scale the learning rate by K to reproduce its step.
 
     Args:
         tasks: see :class:`~taskbalance.Balancer`.

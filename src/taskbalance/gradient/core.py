@@ -14,6 +14,7 @@ from ..base import Balancer, LossInput, TaskSpec
 from ..distributed import all_reduce_mean, gather_columns, is_initialized
 from ..jacobian import jacobian, task_leaves, write_grads
 from ..monitor import gradient_stats
+from ..solvers._backend import out_dtype
 
 __all__ = ["GradientBalancer", "Mode"]
 
@@ -282,8 +283,9 @@ class GramianBalancer(GradientBalancer):
     ) -> tuple[Tensor, Tensor]:
         """``(w @ jac, w)`` with the method's weights ``w`` for ``gramian``."""
         self._jac_dtype = jac.dtype  # the precision the Gramian's entries really have
-        w = self._weights(gramian, losses.to(torch.float64), idx).to(jac.dtype)
-        return w @ jac, w
+        compute = out_dtype(jac.dtype)  # half-precision Jacobians: weights and sum in float32
+        w = self._weights(gramian, losses.to(torch.float64), idx).to(compute)
+        return (w @ jac.to(compute)).to(jac.dtype), w
 
     def _aggregate_sharded(
         self, jac: Tensor, losses: Tensor, idx: Tensor | slice, group: Any, guard: bool

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -19,7 +20,7 @@ __all__ = ["FairGrad"]
 class FairGrad(GramianBalancer):
     r"""α-fair resource allocation among tasks.
 
-    .. math:: d = \sum_i w_i g_i,\qquad G G^\top w = w^{-1/\alpha}\ (w > 0),
+    .. math:: d = K \sum_i w_i g_i,\qquad G G^\top w = w^{-1/\alpha}\ (w > 0),
 
     the optimality condition of maximising :math:`\sum_i u_i^{1-\alpha}/(1-\alpha)` of
     the utilities :math:`u_i = \langle g_i, d\rangle`: α = 1 is proportional fairness
@@ -28,27 +29,46 @@ class FairGrad(GramianBalancer):
     damped Newton on the equivalent convex problem
     (:func:`~taskbalance.solvers.bargaining_weights`). α = 0 gives w = 1/K.
 
+    As in the authors' code (OptMN-Lab/fairgrad), the direction is multiplied by K
+    ("to match the sum loss") and its norm is then capped at ``max_norm`` (their
+    ``clip_grad_norm_(shared_parameters, 1.0)``; we scale the weights, which is the same
+    step without clip_grad_norm_'s +1e-6). TorchJD's ``FairGrad`` does neither; the
+    directions agree. Pass ``max_norm=None`` for the uncapped K·Σ wᵢ gᵢ.
+
     Args:
         tasks: see :class:`~taskbalance.Balancer`.
-        alpha: α ≥ 0 (default 1).
+        alpha: α ≥ 0 (default 1; the authors' experiment scripts use 2).
+        max_norm: cap on ‖d‖ (default 1.0, the authors'); ``None`` disables it.
 
     Example:
         >>> import torch, taskbalance as tb
         >>> w = torch.zeros(2, requires_grad=True)
-        >>> b = tb.create("fairgrad", tasks=2, alpha=1.0)
+        >>> b = tb.create("fairgrad", tasks=2, alpha=1.0, max_norm=None)
         >>> _ = b.backward([w @ torch.tensor([2.0, 0.0]), w @ torch.tensor([0.0, 1.0])], shared_params=[w])
-        >>> w.grad  # α = 1, orthogonal tasks: w_i = 1/‖g_i‖
-        tensor([1., 1.])
+        >>> w.grad  # α = 1, orthogonal tasks: w_i = 1/‖g_i‖, d = K·Σ wᵢ gᵢ
+        tensor([2., 2.])
     """
 
-    def __init__(self, tasks: TaskSpec, alpha: float = 1.0, **kw: Any) -> None:
+    def __init__(self, tasks: TaskSpec, alpha: float = 1.0, max_norm: float | None = 1.0, **kw: Any) -> None:
         super().__init__(tasks, **kw)
-        if alpha < 0:
-            raise ValueError(f"alpha must be >= 0, got {alpha}")
+        if not alpha >= 0 or math.isinf(alpha):
+            raise ValueError(f"fairgrad: alpha must be a finite number >= 0, got {alpha}")
+        if max_norm is not None and not (max_norm > 0 and math.isfinite(max_norm)):
+            raise ValueError(f"fairgrad: max_norm must be a finite number > 0 or None, got {max_norm}")
         self.alpha = float(alpha)
+        self.max_norm = None if max_norm is None else float(max_norm)
 
     def _weights(self, gramian: Tensor, losses: Tensor, idx: Tensor | slice) -> Tensor:
+        k = gramian.shape[0]
         if self.alpha == 0:
-            k = gramian.shape[0]
-            return torch.full((k,), 1.0 / k, dtype=gramian.dtype, device=gramian.device)
-        return bargaining_weights(gramian, alpha=self.alpha)
+            w = torch.full((k,), 1.0 / k, dtype=gramian.dtype, device=gramian.device)
+        else:
+            w = bargaining_weights(gramian, alpha=self.alpha).to(gramian.dtype)
+        w = k * w
+        if self.max_norm is not None:
+            dnorm = (w @ gramian @ w).clamp(min=0).sqrt()
+            w = w * (self.max_norm / dnorm.clamp(min=torch.finfo(gramian.dtype).tiny)).clamp(max=1.0)
+        return w
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, alpha={self.alpha}, max_norm={self.max_norm}"

@@ -65,8 +65,7 @@ class NashMTL(GramianBalancer):
     def _weights(self, gramian: Tensor, losses: Tensor, idx: Tensor | slice) -> Tensor:
         prev = self._take(self.alpha, idx).to(gramian.dtype)
         if self.step % self.update_weights_every == 0:
-            norm = torch.linalg.matrix_norm(gramian).clamp(min=torch.finfo(gramian.dtype).tiny)
-            alpha = bargaining_weights(gramian / norm, init=prev)
+            alpha = bargaining_weights(gramian, init=prev)
         else:
             alpha = prev
         if self._updating():

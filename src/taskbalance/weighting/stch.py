@@ -35,8 +35,11 @@ class STCH(Balancer):
     Args:
         tasks: see :class:`~taskbalance.Balancer`.
         mu: smoothing μ > 0 (default 1).
-        warmup_epochs: epochs of warm-up (default 4); close each with
-            :meth:`epoch_end`. The nadir is measured during the last one.
+        warmup_epochs: epochs of warm-up (default 5); close each with
+            :meth:`epoch_end`. The nadir is measured during the last one. The
+            authors' ``warmup_epoch = W`` (Xi-L/STCH) trains W epochs on the log losses,
+            measures the nadir in epoch W and starts STCH at epoch W + 1: it is
+            ``warmup_epochs = W + 1`` here, and the default 5 is their default 4.
         nadir: a fixed nadir point (mapping by task or sequence); skips the warm-up.
 
     Example:
@@ -57,7 +60,7 @@ class STCH(Balancer):
         self,
         tasks: TaskSpec,
         mu: float = 1.0,
-        warmup_epochs: int = 4,
+        warmup_epochs: int = 5,
         nadir: Mapping[str, float] | Sequence[float] | None = None,
         **kw: Any,
     ) -> None:

@@ -1,0 +1,70 @@
+"""The one place where the solvers' backend is chosen: float64 NumPy on the host.
+
+The problems are K × K (K tasks, a few to a few dozen): a handful of microseconds of
+arithmetic, where a torch kernel launch or a host synchronisation per iteration costs
+more than the solve. So every solver copies its K × K input to the host once, in
+float64 whatever the input's dtype (float16 and bfloat16 Gramians included), and
+returns one small tensor on the input's device: one device-to-host copy of K² numbers
+and one host-to-device copy of K numbers per step.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+Array = np.ndarray[Any, np.dtype[np.float64]]
+Mask = np.ndarray[Any, np.dtype[np.bool_]]
+
+#: KKT residual, relative to the problem's scale, above which a solve is refused
+TOL = 1e-9
+
+
+class SolverError(RuntimeError):
+    """A solve whose optimality certificate (the KKT residual) fails.
+
+    Never raised on the inputs of the property tests (every matrix family, K up to 40,
+    scales 0 to 1e15); if it is raised, please report the Gramian.
+    """
+
+
+def to_host(t: Tensor) -> Array:
+    """``t`` as a float64 NumPy array (a copy for any other dtype or device)."""
+    out: Array = t.detach().to("cpu", torch.float64).numpy()
+    return out
+
+
+def out_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype of a solver's output: the input's, but at least float32 (weights of
+    a rank-deficient half-precision problem can exceed float16's range)."""
+    return dtype if dtype in (torch.float32, torch.float64) else torch.float32
+
+
+def from_host(x: Array, like: Tensor) -> Tensor:
+    """``x`` as a tensor on ``like``'s device in :func:`out_dtype` of its dtype."""
+    return torch.from_numpy(np.ascontiguousarray(x)).to(like.device, out_dtype(like.dtype))
+
+
+def regularised(gramian: Array, reg: float) -> Array:
+    """``M / tr(M) + reg·I`` (batched): scale-free and positive definite. ``reg`` is at
+    least 1e-12, so that a zero-gradient task keeps the matrix invertible; a zero
+    Gramian becomes the identity."""
+    reg = max(reg, 1e-12)
+    k = gramian.shape[-1]
+    eye = np.eye(k)
+    trace = np.trace(gramian, axis1=-2, axis2=-1)[..., None, None]
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        normed = np.where(trace > 0, gramian / np.where(trace > 0, trace, 1.0), eye)
+    out: Array = normed + reg * eye
+    return out
+
+
+def check_gramian(gramian: Array, name: str) -> None:
+    """Refuse a Gramian that is not square or not finite, with a one-line reason."""
+    if gramian.ndim < 2 or gramian.shape[-1] != gramian.shape[-2]:
+        raise ValueError(f"{name}: expected a square (K, K) Gramian, got shape {gramian.shape}")
+    if not np.isfinite(gramian).all():
+        raise ValueError(f"{name}: the Gramian has NaN or inf entries; check the task gradients")
