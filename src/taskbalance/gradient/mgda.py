@@ -58,6 +58,8 @@ class MGDA(GramianBalancer):
             self.sign_reason = f"normalization={normalization!r} divides gradients by the loss."
 
     def _weights(self, gramian: Tensor, losses: Tensor, idx: Tensor | slice) -> Tensor:
+        if self.normalization == "none":
+            return min_norm_weights(gramian)
         tiny = torch.finfo(gramian.dtype).tiny
         scale = torch.ones_like(losses)
         if self.normalization in ("l2", "loss+"):

@@ -18,6 +18,7 @@ from torch import Tensor
 
 Array = np.ndarray[Any, np.dtype[np.float64]]
 Mask = np.ndarray[Any, np.dtype[np.bool_]]
+Index = np.ndarray[Any, np.dtype[np.intp]]
 
 #: KKT residual, relative to the problem's scale, above which a solve is refused
 TOL = 1e-9
@@ -55,6 +56,10 @@ def regularised(gramian: Array, reg: float) -> Array:
     reg = max(reg, 1e-12)
     k = gramian.shape[-1]
     eye = np.eye(k)
+    if gramian.ndim == 2:  # one matrix: the same, with fewer calls
+        total = float(np.trace(gramian))
+        one: Array = (gramian / total if total > 0 else eye) + reg * eye
+        return one
     trace = np.trace(gramian, axis1=-2, axis2=-1)[..., None, None]
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         normed = np.where(trace > 0, gramian / np.where(trace > 0, trace, 1.0), eye)

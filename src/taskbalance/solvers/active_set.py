@@ -11,7 +11,8 @@ Two problems, both over :math:`x \ge 0` (optionally on the simplex
 :func:`solve_qp` first runs the primal-dual active-set iteration (Hintermüller, Ito &
 Kunisch 2002) on the whole batch: exact in a few iterations on almost every problem,
 but it may cycle when A is not an M-matrix. The problems it has not settled within
-``K + 5`` iterations go to the primal active-set method (Lawson & Hanson 1974, for a
+``min(K + 5, 10)`` iterations go to the primal active-set method, started from the
+primal-dual iterate (Lawson & Hanson 1974, for a
 general strictly convex objective), which terminates by construction: the objective
 strictly decreases from one face's minimiser to the next, so no face is visited twice
 and there are finitely many faces. Every solution is then certified by its KKT
@@ -25,9 +26,17 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._backend import TOL, Array, Mask, SolverError
+from ._backend import TOL, Array, Index, Mask, SolverError
 
 __all__ = ["QPResult", "solve_qp", "qp_residual", "primal_active_set", "Face"]
+
+#: primal-dual iterations before the primal active set takes over: the primal-dual
+#: method settles almost every problem in under 8, and a problem it has not settled by
+#: then is usually cycling
+PDAS_ITERATIONS = 10
+#: up to this many tasks, a batch's face systems are solved K × K (masked to identity off
+#: the face): fewer NumPy calls than gathering the smaller systems
+DENSE_MAX_TASKS = 16
 
 
 class QPResult(NamedTuple):
@@ -105,7 +114,69 @@ def _qp_face(a: Array, b: Array, free: Mask, simplex: bool) -> Array:
     return out
 
 
-def _pdas(a: Array, b: Array, simplex: bool, iters: int) -> tuple[Array, Mask, Mask]:
+def _gather(m: int, mask: Mask) -> tuple[Index, Mask]:
+    """Per row of ``mask`` (B, K): the indices of its True entries first (the first m
+    columns), and which of those m are True (rows with fewer are padded)."""
+    order = np.argsort(~mask, axis=-1, kind="stable")[:, :m]
+    return order, np.take_along_axis(mask, order, -1)
+
+
+def _qp_face_shared(a: Array, ainv: Array | None, b: Array, free: Mask) -> Array:
+    """:func:`_qp_face` without the simplex for a batch (B, K) sharing one A (K × K),
+    with systems only as large as the largest free set (padded with identity rows) or,
+    given ``ainv`` = A⁻¹, the largest fixed set C: x = A⁻¹(μ - b) with
+    (A⁻¹)_CC μ_C = (A⁻¹b)_C. Either is what makes UPGrad's K problems cheap: few tasks
+    conflict (small free sets) or almost all do (small fixed sets)."""
+    m_free, m_fixed = int(free.sum(-1).max()), int((~free).sum(-1).max())
+    if ainv is not None and m_fixed < m_free:
+        z = b @ ainv  # A⁻¹ is symmetric
+        mu = np.zeros(b.shape)
+        if m_fixed:
+            order, valid = _gather(m_fixed, ~free)
+            sub = np.where(
+                valid[:, :, None] & valid[:, None, :],
+                ainv[order[:, :, None], order[:, None, :]],
+                np.eye(m_fixed),
+            )
+            rhs = np.where(valid, np.take_along_axis(z, order, -1), 0.0)
+            np.put_along_axis(
+                mu, order, np.where(valid, np.linalg.solve(sub, rhs[..., None])[..., 0], 0.0), -1
+            )
+        out: Array = np.where(free, mu @ ainv - z, 0.0)
+        return out
+    x = np.zeros(b.shape)
+    if m_free == 0:
+        return x
+    order, valid = _gather(m_free, free)
+    sub = np.where(
+        valid[:, :, None] & valid[:, None, :], a[order[:, :, None], order[:, None, :]], np.eye(m_free)
+    )
+    rhs = np.where(valid, -np.take_along_axis(b, order, -1), 0.0)
+    np.put_along_axis(x, order, np.where(valid, np.linalg.solve(sub, rhs[..., None])[..., 0], 0.0), -1)
+    return x
+
+
+def _pdas_one(a: Array, b: Array, iters: int) -> tuple[Array, bool]:
+    """:func:`_pdas` for one problem without the simplex, with as few NumPy calls as the
+    iteration allows (at K = 3 the calls, not the arithmetic, are the cost)."""
+    free = b < 0
+    x = np.zeros(b.shape)
+    for _ in range(iters):
+        f = np.flatnonzero(free)
+        x = np.zeros(b.shape)
+        if f.size:
+            x[f] = np.linalg.solve(a[np.ix_(f, f)], -b[f])
+        grad = a @ x + b
+        new = np.where(free, x > 0, grad < 0)
+        if (new == free).all():
+            return x, True
+        free = new
+    return x, False
+
+
+def _pdas(
+    a: Array, b: Array, simplex: bool, iters: int, ainv: Array | None = None
+) -> tuple[Array, Mask, Mask]:
     """Primal-dual active set on a batch: ``(x, free, settled)``; ``settled`` marks the
     problems whose free set stopped changing (their x meets the KKT conditions)."""
     shared = a.ndim == 2 and b.ndim > 1
@@ -119,7 +190,10 @@ def _pdas(a: Array, b: Array, simplex: bool, iters: int) -> tuple[Array, Mask, M
         idx = np.nonzero(todo)
         a_t = a if shared or a.ndim == 2 else a[idx]
         b_t, f_t = b[idx], free[idx]
-        x_t = _qp_face(a_t, b_t, f_t, simplex)
+        if a_t.ndim == 2 and not simplex and a_t.shape[-1] > DENSE_MAX_TASKS:
+            x_t = _qp_face_shared(a_t, ainv, b_t, f_t)
+        else:
+            x_t = _qp_face(a_t, b_t, f_t, simplex)
         grad = (x_t @ a_t.T if a_t.ndim == 2 else (a_t @ x_t[..., None])[..., 0]) + b_t
         grad = _reduced_gradient(grad, f_t, simplex)
         s_t = scale if a.ndim == 2 else scale[idx]
@@ -144,24 +218,50 @@ def solve_qp(a: Array, b: Array, simplex: bool = False, tol: float = TOL) -> QPR
     ``A`` (K × K, or batched like ``b``) must be symmetric positive definite. Raises
     :class:`SolverError` if the relative KKT residual exceeds ``tol``.
     """
+    k = b.shape[-1]
+    iters = min(k + 5, PDAS_ITERATIONS)
+    if b.ndim == 1 and a.ndim == 2 and not simplex:
+        x1, settled1 = _pdas_one(a, b, iters)
+        if not settled1:
+            x1 = _qp_primal(a, b, simplex, x1)
+        x1 = np.maximum(x1, 0.0)
+        grad1 = a @ x1 + b
+        on = x1 > 0
+        res1 = max(float(np.abs(grad1[on]).max(initial=0.0)), float((-grad1[~on]).max(initial=0.0)))
+        worst = res1 / max(
+            float(np.abs(a).max()) * max(1.0, float(x1.max(initial=0.0))), float(np.abs(b).max()), 1e-300
+        )
+        _certify(worst, tol)
+        return QPResult(x1, worst)
     if b.ndim == 1:
         res = solve_qp(a if a.ndim == 2 else a[None], b[None], simplex, tol)
         return QPResult(res.x[0], res.residual)
-    k = b.shape[-1]
-    x, _, settled = _pdas(a, b, simplex, k + 5)
+    ainv = None
+    if a.ndim == 2 and not simplex and b.shape[0] > 1 and k > DENSE_MAX_TASKS:
+        ainv = np.asarray(np.linalg.inv(a), dtype=np.float64)
+        if np.abs(a).sum(0).max() * np.abs(ainv).sum(0).max() > 1e6:  # too ill-conditioned for it
+            ainv = None
+    x, _, settled = _pdas(a, b, simplex, iters, ainv)
     for i in zip(*np.nonzero(~settled)):
-        x[i] = _qp_primal(a if a.ndim == 2 else a[i], b[i], simplex)
+        x[i] = _qp_primal(a if a.ndim == 2 else a[i], b[i], simplex, x[i])
     x = np.where(x > 0, x, 0.0)
     grad = (a @ x[..., None])[..., 0] + b
     residual = kkt_residual(grad, x, x > 0, simplex) / _qp_scale(np.broadcast_to(a, (*b.shape, k)), b, x)
     worst = float(residual.max()) if residual.size else 0.0
-    if not worst <= tol:
-        raise SolverError(f"QP solve failed its certificate: relative KKT residual {worst:.3g} > {tol:.0e}")
+    _certify(worst, tol)
     return QPResult(x, worst)
 
 
-def _qp_primal(a: Array, b: Array, simplex: bool) -> Array:
-    """One QP by the primal active set."""
+def _certify(residual: float, tol: float) -> None:
+    if not residual <= tol:
+        raise SolverError(
+            f"QP solve failed its certificate: relative KKT residual {residual:.3g} > {tol:.0e}"
+        )
+
+
+def _qp_primal(a: Array, b: Array, simplex: bool, guess: Array) -> Array:
+    """One QP by the primal active set, started from the feasible point nearest ``guess``
+    (the primal-dual iterate: its support is usually almost right)."""
 
     def face(free: Mask) -> Face:
         return Face(_qp_face(a, b, free, simplex))
@@ -169,7 +269,11 @@ def _qp_primal(a: Array, b: Array, simplex: bool) -> Array:
     def objective(v: Array) -> tuple[float, Array]:
         return float(0.5 * v @ a @ v + b @ v), a @ v + b
 
-    return primal_active_set(face, objective, _start(np.diagonal(a) * 0.5 + b, simplex), simplex)
+    start = np.maximum(guess, 0.0)
+    if simplex:
+        total = start.sum()
+        start = start / total if total > 0 else _start(np.diagonal(a) * 0.5 + b, simplex)
+    return primal_active_set(face, objective, start, simplex)
 
 
 def _start(vertex_values: Array, simplex: bool) -> Array:

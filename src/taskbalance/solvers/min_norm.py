@@ -52,11 +52,16 @@ def min_norm_weights(gramian: Tensor, reg: float = 0.0) -> Tensor:
     check_gramian(m, "min_norm_weights")
     if m.shape[-1] == 1:
         return from_host(np.ones(m.shape[:-1]), gramian)
-    a = regularised(m, reg)
-    w = solve_qp(a, np.zeros(a.shape[:-1]), simplex=True).x
     # a task with a zero gradient makes 0 the min-norm point: weight 1 on it, exactly
-    # (the regularisation would leave ‖d‖ of order 1e-12)
-    zero = np.diagonal(m, axis1=-2, axis2=-1) == 0
-    has_zero = zero.any(-1) & (np.diagonal(m, axis1=-2, axis2=-1).max(-1) > 0)
+    # (the regularisation would leave ‖d‖ of order 1e-12), and no QP to solve
+    diag = np.diagonal(m, axis1=-2, axis2=-1)
+    zero = diag == 0
+    has_zero = zero.any(-1) & (diag.max(-1) > 0)
+    if m.ndim == 2 and has_zero:
+        return from_host(np.eye(m.shape[-1])[int(zero.argmax())], gramian)
+    # min wᵀAw on the simplex is min ½xᵀAx - 1ᵀx on x >= 0, then w = x / Σx (the KKT
+    # conditions match with ν = 1/Σx): no bordered system, and usually one iteration
+    x = solve_qp(regularised(m, reg), -np.ones(m.shape[:-1])).x
+    w = x / x.sum(-1, keepdims=True)
     w = np.where(has_zero[..., None], np.eye(m.shape[-1])[zero.argmax(-1)], w)
     return from_host(w, gramian)
