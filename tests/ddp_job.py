@@ -33,6 +33,9 @@ CONFIGS: list[tuple[str, str]] = [
     ("gradnorm", "features"),
     ("graddrop", "features"),
     ("stch", "params"),
+    # DDP(find_unused_parameters=True), task "c" absent from every third global batch
+    ("mgda", "features-unused"),
+    ("uw", "params-unused"),
 ]
 STEPS = 20
 GLOBAL_BATCH = 16
@@ -97,7 +100,10 @@ def train(
         opt.load_state_dict(state["opt"])
     world = dist.get_world_size() if dist.is_initialized() else 1
     rank = dist.get_rank() if dist.is_initialized() else 0
-    net: nn.Module = nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    unused = mode.endswith("-unused")  # a task may be absent: its head is then unused
+    net: nn.Module = (
+        nn.parallel.DistributedDataParallel(model, find_unused_parameters=unused) if world > 1 else model
+    )
     shard = GLOBAL_BATCH // world
     weights = []
     for step, (x, y, label) in enumerate(data()[start:stop], start=start):
@@ -105,7 +111,9 @@ def train(
         batch = (x[rows], y[rows], label[rows])
         opt.zero_grad()
         z, losses = net(*batch)
-        if mode == "features":
+        if unused and step % 3 == 2:
+            del losses["c"]
+        if mode.startswith("features"):
             balancer.backward(losses, features=z)
         else:
             balancer.backward(losses, shared_params=model.encoder.parameters())
@@ -114,7 +122,9 @@ def train(
             balancer.after_step(net(*batch)[1])
         if (step + 1) % EPOCH == 0:
             balancer.epoch_end()
-        weights.append(torch.stack([balancer.weights[t] for t in TASKS]).detach())
+        weights.append(
+            torch.stack([balancer.weights.get(t, torch.tensor(0.0)).float() for t in TASKS]).detach()
+        )
     return {
         "params": torch.cat([p.detach().reshape(-1) for p in model.parameters()]),
         "balancer": {k: v.clone() for k, v in balancer.state_dict().items() if isinstance(v, Tensor)},

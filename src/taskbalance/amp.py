@@ -19,16 +19,27 @@ from __future__ import annotations
 
 import torch
 
+from .base import Balancer
+
 __all__ = ["step"]
 
 
-def step(scaler: torch.amp.GradScaler, optimizer: torch.optim.Optimizer) -> bool:
+def step(
+    scaler: torch.amp.GradScaler, optimizer: torch.optim.Optimizer, balancer: Balancer | None = None
+) -> bool:
     """``scaler.step(optimizer)`` then ``scaler.update()``; ``True`` if the step was taken.
 
     A skipped step (non-finite gradients) is the one case where the scaler lowers its
     scale. One host synchronisation (reading the scale), which ``scaler.step`` makes anyway.
+    Given the ``balancer`` whose ``backward(..., scaler=scaler)`` made the step, a
+    skipped step is undone there too (:meth:`~taskbalance.Balancer.undo_step`): the
+    statistics that loss-based methods record in the step (DWA, STCH, FAMO, RLW) are
+    restored, so an overflow touches no state.
     """
     before = scaler.get_scale()
     scaler.step(optimizer)
     scaler.update()
-    return not scaler.is_enabled() or scaler.get_scale() >= before
+    taken = not scaler.is_enabled() or scaler.get_scale() >= before
+    if not taken and balancer is not None and balancer._before_step is not None:
+        balancer.undo_step()
+    return taken

@@ -19,9 +19,11 @@ same for all of them, so that a method file only states its formula:
 
 from __future__ import annotations
 
+import copy
 import math
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from typing import Any, ClassVar, Literal
 
 import torch
@@ -45,8 +47,9 @@ TASK_TYPES: tuple[str, ...] = ("regression", "classification")
 TaskSpec = Mapping[str, str] | Sequence[str] | int
 """Tasks: a mapping ``name -> type``, a sequence of names, or a number of tasks."""
 
-LossInput = Mapping[str, Tensor] | Sequence[Tensor | None]
-"""Losses: a mapping ``name -> scalar tensor``, or a sequence in declared order."""
+LossInput = Mapping[str, Tensor] | Sequence[Tensor | None] | Tensor
+"""Losses: a mapping ``name -> scalar tensor``, a sequence in declared order, or a
+stacked (K,) tensor in declared order."""
 
 SignRule = Literal["any", "nonnegative", "positive"]
 
@@ -80,6 +83,12 @@ def parse_tasks(tasks: TaskSpec) -> tuple[tuple[str, ...], tuple[str, ...]]:
     if isinstance(tasks, Mapping):
         names = tuple(tasks.keys())
         types = tuple(tasks.values())
+    elif isinstance(tasks, AbstractSet):
+        raise TypeError(
+            f"tasks is a {type(tasks).__name__}, whose order changes from one process to the next "
+            "(PYTHONHASHSEED), so losses given as a sequence would go to the wrong tasks: "
+            f"pass a list or tuple, e.g. tasks={sorted(map(str, tasks))!r}"
+        )
     elif isinstance(tasks, (str, bytes)) or not isinstance(tasks, Iterable):
         raise TypeError(
             f"tasks must be a mapping name -> type, a sequence of names or an int, got {type(tasks).__name__}"
@@ -117,6 +126,10 @@ class SeededGenerator:
     """
 
     def __init__(self, seed: int | None = None) -> None:
+        if seed is not None and (
+            isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63
+        ):
+            raise ValueError(f"seed must be an int in [0, 2**63), got {seed!r}")
         self.seed = int(torch.randint(0, 2**62, (1,)).item()) if seed is None else int(seed)
         self._gen: torch.Generator | None = None
         self._pending: tuple[str, Tensor] | None = None
@@ -226,6 +239,37 @@ class Balancer(nn.Module):
         self._seed_synced = False
 
     # ------------------------------------------------------------------ inputs
+    def _number(
+        self,
+        name: str,
+        value: Any,
+        *,
+        low: float | None = None,
+        high: float | None = None,
+        open_low: bool = False,
+        open_high: bool = False,
+    ) -> float:
+        """``value`` as a finite float within the given bounds, or a ``ValueError``
+        that names the method, the argument and its range."""
+        lo = "" if low is None else f"{'>' if open_low else '>='} {low:g}"
+        hi = "" if high is None else f"{'<' if open_high else '<='} {high:g}"
+        expected = " and ".join(x for x in (lo, hi) if x) or "finite"
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            v = math.nan
+        ok = (
+            isinstance(value, (int, float))
+            and not isinstance(value, bool)
+            and math.isfinite(v)
+            and (low is None or (v > low if open_low else v >= low))
+            and (high is None or (v < high if open_high else v <= high))
+        )
+        if not ok:
+            method = self.name or type(self).__name__
+            raise ValueError(f"{method}: {name} must be a finite number {expected}, got {value!r}")
+        return v
+
     def _per_task(
         self,
         values: Mapping[str, float] | Sequence[float] | float | None,
@@ -256,8 +300,25 @@ class Balancer(nn.Module):
             raise ValueError(f"got {len(out)} {what} for {k} tasks")
         return out
 
+    def _per_task_finite(
+        self,
+        values: Mapping[str, float] | Sequence[float] | float | None,
+        what: str,
+        default: float | None = None,
+    ) -> list[float]:
+        """:meth:`_per_task`, refusing NaN and infinite values with the task's name."""
+        out = self._per_task(values, what, default)
+        for n, v in zip(self.task_names, out):
+            if not math.isfinite(v):
+                raise ValueError(
+                    f"{self.name or type(self).__name__}: {what} of task {n!r} must be finite, got {v}"
+                )
+        return out
+
     def _collect(self, losses: LossInput, need_grad: bool = True) -> tuple[list[str], list[Tensor]]:
         """Task names and tensors of the tasks present, in declared order, checked."""
+        if isinstance(losses, Tensor) and losses.ndim == 1:  # stacked (K,), as in LibMTL and TorchJD
+            losses = list(losses.unbind())
         if isinstance(losses, Mapping):
             unknown = [k for k in losses if k not in self._position]
             if unknown:
@@ -285,7 +346,9 @@ class Balancer(nn.Module):
         grad_on = need_grad and torch.is_grad_enabled()
         for n, t in zip(present, tensors):
             if not isinstance(t, Tensor):
-                raise TypeError(f"loss of task {n!r} is a {type(t).__name__}, not a tensor")
+                kind = type(t).__name__
+                article = "an" if kind[:1].lower() in "aeiou" else "a"
+                raise TypeError(f"loss of task {n!r} is {article} {kind}, not a tensor")
             if t.ndim != 0:
                 raise InvalidLossError(
                     f"loss of task {n!r} has shape {tuple(t.shape)}; expected a scalar "
@@ -371,6 +434,10 @@ class Balancer(nn.Module):
         """Validate and stack the losses; ``None`` when the step is skipped."""
         names, tensors = self._collect(losses)
         values = torch.stack(tensors)
+        if values.dtype in (torch.float16, torch.bfloat16):
+            # half-precision losses are combined in float32: 1/L, exp(-s)·L and the like
+            # overflow or vanish in half precision; the gradient flows back in their dtype
+            values = values.float()
         idx = self._indices(names, values.device)
         if torch.is_grad_enabled():  # evaluation needs no collective: a rank may evaluate alone
             values = self._global_values(names, values, idx)
@@ -394,6 +461,9 @@ class Balancer(nn.Module):
     def forward(self, losses: LossInput) -> Tensor:
         """Combine the task losses into the scalar training loss.
 
+        Under ``torch.no_grad()`` (evaluation) no statistic, random stream or reported
+        weight changes: :attr:`weights` keeps the last training step's.
+
         Args:
             losses: a mapping ``task -> scalar loss`` or a sequence in declared order.
 
@@ -403,14 +473,13 @@ class Balancer(nn.Module):
         """
         prepared = self._prepare(losses)
         if prepared is None:
-            first = (
-                next(iter(losses.values()))
-                if isinstance(losses, Mapping)
-                else next(t for t in losses if t is not None)
-            )
+            given = losses.values() if isinstance(losses, Mapping) else losses
+            first = next(t for t in given if t is not None)
             return torch.zeros((), dtype=first.dtype, device=first.device, requires_grad=True)
         names, values, idx = prepared
         total, weights = self._combine(values, idx)
+        if not self._updating():  # evaluation leaves what training reports untouched
+            return total
         self._last_names = tuple(names)
         self._last_weights = weights.detach()
         if self._step_hooks:
@@ -432,13 +501,45 @@ class Balancer(nn.Module):
         parameter, shared or task-specific, gets the gradient of the weighted total, so
         ``shared_params`` and ``features`` are accepted and not needed.
 
+        With an enabled ``scaler``, the state before the step is kept so that
+        :meth:`undo_step` (called by :func:`taskbalance.amp.step` when the scaler skips
+        the step on an overflow) can restore it: an overflow touches no state.
+
         Returns:
             The total loss, detached.
         """
+        if scaler is not None and scaler.is_enabled():
+            self._before_step = copy.deepcopy(self.state_dict())
         total: Tensor = self(losses)
         if not self.skipped:
             torch.autograd.backward(scaler.scale(total) if scaler is not None else total)
         return total.detach()
+
+    def undo_step(self) -> None:
+        """Restore the state from before the last ``backward(..., scaler=...)`` step.
+
+        For a step that a ``GradScaler`` skipped on an overflow: the statistics the
+        step recorded (DWA's epoch sums, STCH's nadir, FAMO's losses, RLW's random
+        stream) are put back, and :attr:`skipped` is set, so that :meth:`after_step`
+        does nothing. :func:`taskbalance.amp.step` calls it when given the balancer.
+
+        Example:
+            >>> import torch, taskbalance as tb
+            >>> b = tb.create("rlw", tasks=2, seed=0)
+            >>> scaler = torch.amp.GradScaler("cpu")
+            >>> x = torch.ones(2, requires_grad=True)
+            >>> _ = b.backward(list(x.unbind()), scaler=scaler)
+            >>> b.undo_step()  # as if the overflowed step never happened
+            >>> b.skipped
+            True
+        """
+        if self._before_step is None:
+            raise RuntimeError("undo_step() needs a previous backward(..., scaler=...) step")
+        self.load_state_dict(self._before_step)
+        self._before_step = None
+        self.skipped = True
+
+    _before_step: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ output
     @property
@@ -525,6 +626,7 @@ class Balancer(nn.Module):
         """Everything that is not a parameter or buffer (part of ``state_dict``)."""
         return {
             "tasks": list(self.task_names),
+            "task_types": list(self.task_types),
             "last_names": list(self._last_names),
             "last_weights": self._last_weights,
             "method": self._extra_state(),
@@ -534,10 +636,24 @@ class Balancer(nn.Module):
         }
 
     def set_extra_state(self, state: Any) -> None:
-        """Restore :meth:`get_extra_state`; the declared tasks must match."""
+        """Restore :meth:`get_extra_state` (copied: the balancer never shares a tensor
+        with the state dict it was loaded from); the declared tasks and their types
+        must match."""
+        state = _copied(state)
         if list(state["tasks"]) != list(self.task_names):
             raise ValueError(
                 f"state was saved for tasks {state['tasks']}, this balancer has {list(self.task_names)}"
+            )
+        saved_types = state.get("task_types")  # absent in checkpoints of 0.1.0
+        if saved_types is not None and list(saved_types) != list(self.task_types):
+            diff = [
+                f"{n!r}: saved {a!r}, declared {b!r}"
+                for n, a, b in zip(self.task_names, saved_types, self.task_types)
+                if a != b
+            ]
+            raise ValueError(
+                f"state was saved for other task types ({'; '.join(diff)}): declare the tasks "
+                "with the types they were trained with"
             )
         self._last_names = tuple(state["last_names"])
         self._last_weights = state["last_weights"]
@@ -548,3 +664,14 @@ class Balancer(nn.Module):
 
     def extra_repr(self) -> str:
         return f"tasks={list(self.task_names)}"
+
+
+def _copied(state: Any) -> Any:
+    """A copy of a nested state: tensors cloned, containers rebuilt, the rest as is."""
+    if isinstance(state, Tensor):
+        return state.detach().clone()
+    if isinstance(state, Mapping):
+        return {k: _copied(v) for k, v in state.items()}
+    if isinstance(state, (list, tuple)):
+        return type(state)(_copied(v) for v in state)
+    return state

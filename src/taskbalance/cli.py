@@ -38,6 +38,57 @@ _names = _comma_list(get_method)
 _problems = _comma_list(get_problem)
 
 
+def _positive_int(what: str) -> Callable[[str], int]:
+    """An argparse type: an integer >= 1."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what} must be an integer >= 1, got {text!r}") from None
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"{what} must be an integer >= 1, got {value}")
+        return value
+
+    return parse
+
+
+def _device(text: str) -> str:
+    """An argparse type: a torch device that exists on this machine."""
+    import torch
+
+    try:
+        device = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a torch device (e.g. cpu, cuda, cuda:1, mps)"
+        ) from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise argparse.ArgumentTypeError(
+            f"--device {text}: this torch build or machine has no CUDA device; use --device cpu"
+        )
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise argparse.ArgumentTypeError(f"--device {text}: only {torch.cuda.device_count()} CUDA devices")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise argparse.ArgumentTypeError(f"--device {text}: MPS is not available here; use --device cpu")
+    return text
+
+
+def _writable(out: str) -> str | None:
+    """Why ``out`` cannot hold the bench's results, or ``None`` if it can."""
+    from pathlib import Path
+
+    root = Path(out)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        probe = root / ".taskbalance-write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        return f"--out {out}: cannot write there ({exc.strerror or exc})"
+    return None
+
+
 def _table(rows: list[list[str]]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
@@ -68,6 +119,13 @@ def _bench(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
+    unwritable = _writable(args.out)
+    if unwritable:
+        print(unwritable, file=sys.stderr)
+        return 2
+    from .bench.report import plots_available
+
+    skip_plots = not args.no_plots and not plots_available()
     start = time.perf_counter()
     seeds = list(range(args.seeds))
     results = run_bench(
@@ -84,10 +142,16 @@ def _bench(args: argparse.Namespace) -> int:
     )
     paths = write_reports(results, args.out, plots=not args.no_plots)
     print(terminal_table(results))
+    plots = "" if args.no_plots or skip_plots else " and the plots"
     print(
-        f"\nwrote {paths['json']}, {paths['csv']}, {paths['markdown']} and the plots into {args.out} "
+        f"\nwrote {paths['json']}, {paths['csv']}, {paths['markdown']}{plots} into {args.out} "
         f"({time.perf_counter() - start:.0f}s)"
     )
+    if skip_plots:
+        print(
+            "plots skipped (loss curves, weights, Δm%, σ): matplotlib is not installed; "
+            "pip install 'taskbalance[bench]' to get them"
+        )
     return 0
 
 
@@ -119,15 +183,19 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--methods", type=_names, default=tuple(methods()), help="comma-separated method names (default: all)"
     )
-    bench.add_argument("--seeds", type=int, default=1, help="number of seeds (default: 1)")
-    bench.add_argument("--epochs", type=int, default=None, help="epochs (default: the problem's own)")
+    bench.add_argument(
+        "--seeds", type=_positive_int("--seeds"), default=1, help="number of seeds (default: 1)"
+    )
+    bench.add_argument(
+        "--epochs", type=_positive_int("--epochs"), default=None, help="epochs (default: the problem's own)"
+    )
     bench.add_argument(
         "--arch",
         default=None,
         choices=ARCHS,
         help="architecture for census / mmoe-synthetic (default: the problem's own)",
     )
-    bench.add_argument("--device", default="cpu")
+    bench.add_argument("--device", type=_device, default="cpu", help="torch device (default: cpu)")
     bench.add_argument("--out", default="bench-out", help="output folder; re-running resumes it")
     bench.add_argument("--data-dir", default=None, help="where the data files are, if not installed")
     bench.add_argument("--quick", action="store_true", help="tiny data (smoke test)")

@@ -21,7 +21,15 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["jacobian", "task_leaves", "write_grads"]
+__all__ = ["jacobian", "task_leaves", "leaves_behind", "write_grads", "UnusedInputError"]
+
+
+class UnusedInputError(ValueError):
+    """Some inputs get no gradient from any of the losses (``indices``: their positions)."""
+
+    def __init__(self, indices: list[int]) -> None:
+        super().__init__(f"inputs {indices} get no gradient from any loss")
+        self.indices = indices
 
 
 def _flat(grads: Sequence[Tensor | None], inputs: Sequence[Tensor], rows: int) -> Tensor:
@@ -42,6 +50,8 @@ def jacobian(
     batched: bool | None = None,
     chunk_size: int | None = None,
     retain_graph: bool = True,
+    require_used: bool = False,
+    wrt: Sequence[Any] | None = None,
 ) -> Tensor:
     r"""The K × N Jacobian of the stacked ``losses`` (K,) w.r.t. ``inputs``.
 
@@ -55,6 +65,11 @@ def jacobian(
         chunk_size: at most this many tasks per vectorised pass (bounds the memory of
             the batched backward to ``chunk_size`` gradient copies); default all K.
         retain_graph: keep the graph for a later backward (default ``True``).
+        require_used: raise :class:`UnusedInputError` when an input gets no gradient
+            from any loss (instead of a zero block).
+        wrt: what autograd differentiates against, one per input, when that is not the
+            input tensor itself (a ``torch.autograd.graph.GradientEdge``); the inputs
+            then give the shapes only.
 
     Example:
         >>> w = torch.tensor([1.0, 2.0], requires_grad=True)
@@ -64,9 +79,11 @@ def jacobian(
                 [2., 4.]])
     """
     k = losses.shape[0]
+    targets = list(inputs) if wrt is None else list(wrt)
+    used = [False] * len(inputs)
     if batched is not False and k > 1:
         try:
-            return _batched(losses, inputs, chunk_size or k, retain_graph)
+            jac = _batched(losses, inputs, targets, chunk_size or k, retain_graph, used)
         except (RuntimeError, NotImplementedError) as exc:
             if batched:
                 raise
@@ -76,16 +93,38 @@ def jacobian(
                 RuntimeWarning,
                 stacklevel=2,
             )
+        else:
+            _check_used(used, require_used)
+            return jac
     rows = []
     for i in range(k):
         grads = torch.autograd.grad(
-            losses[i], inputs, retain_graph=retain_graph or i < k - 1, allow_unused=True
+            losses[i], targets, retain_graph=retain_graph or i < k - 1, allow_unused=True
         )
+        _mark(used, grads)
         rows.append(_flat(grads, inputs, 1))
+    _check_used(used, require_used)
     return torch.cat(rows, dim=0)
 
 
-def _batched(losses: Tensor, inputs: Sequence[Tensor], chunk: int, retain_graph: bool) -> Tensor:
+def _mark(used: list[bool], grads: Sequence[Tensor | None]) -> None:
+    for j, g in enumerate(grads):
+        used[j] = used[j] or g is not None
+
+
+def _check_used(used: list[bool], require: bool) -> None:
+    if require and not all(used):
+        raise UnusedInputError([j for j, u in enumerate(used) if not u])
+
+
+def _batched(
+    losses: Tensor,
+    inputs: Sequence[Tensor],
+    targets: Sequence[Any],
+    chunk: int,
+    retain_graph: bool,
+    used: list[bool],
+) -> Tensor:
     k = losses.shape[0]
     eye = torch.eye(k, dtype=losses.dtype, device=losses.device)
     blocks = []
@@ -94,18 +133,20 @@ def _batched(losses: Tensor, inputs: Sequence[Tensor], chunk: int, retain_graph:
         last = start + chunk >= k
         grads = torch.autograd.grad(
             losses,
-            inputs,
+            targets,
             grad_outputs=rows,
             is_grads_batched=True,
             retain_graph=retain_graph or not last,
             allow_unused=True,
         )
+        _mark(used, grads)
         blocks.append(_flat(grads, inputs, rows.shape[0]))
     return blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=0)
 
 
-def task_leaves(losses: Tensor, stop: Sequence[Tensor]) -> list[Tensor]:
-    """Leaves that require grad between ``losses`` and the shared ``stop`` tensors.
+def task_leaves(losses: Tensor, stop: Sequence[Any]) -> list[Tensor]:
+    """Leaves that require grad between ``losses`` and the shared ``stop`` tensors (or
+    ``GradientEdge``s).
 
     Walks the autograd graph from ``losses`` without entering ``stop`` (shared
     parameters, or the shared features and everything behind them).
@@ -118,7 +159,8 @@ def task_leaves(losses: Tensor, stop: Sequence[Tensor]) -> list[Tensor]:
         [1, 2]
     """
     stop_ids = {id(t) for t in stop}
-    stop_nodes = {t.grad_fn for t in stop if t.grad_fn is not None}
+    stop_nodes = {t.grad_fn if isinstance(t, Tensor) else t.node for t in stop}
+    stop_nodes.discard(None)
     seen: set[Any] = set()
     leaves: list[Tensor] = []
     stack = [losses.grad_fn]
@@ -134,6 +176,31 @@ def task_leaves(losses: Tensor, stop: Sequence[Tensor]) -> list[Tensor]:
             continue
         stack.extend(n for n, _ in node.next_functions)
     leaves.reverse()
+    return leaves
+
+
+def leaves_behind(edges: Sequence[Any]) -> list[Tensor]:
+    """The leaves that require grad behind ``edges`` (tensors or ``GradientEdge``s).
+
+    Example:
+        >>> enc = torch.nn.Linear(2, 2)
+        >>> z = enc(torch.ones(1, 2))
+        >>> sorted(p.numel() for p in leaves_behind([z]))  # the encoder's bias and weight
+        [2, 4]
+    """
+    seen: set[Any] = set()
+    leaves: list[Tensor] = []
+    stack = [e.grad_fn if isinstance(e, Tensor) else e.node for e in edges]
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        var = getattr(node, "variable", None)
+        if var is not None:
+            leaves.append(var)
+            continue
+        stack.extend(n for n, _ in node.next_functions)
     return leaves
 
 

@@ -69,8 +69,37 @@ def create(name: str, tasks: TaskSpec, **hyper: Any) -> Balancer:
         >>> import taskbalance as tb
         >>> tb.create("dwa", tasks=["a", "b"], temperature=2.0)
         DWA(tasks=['a', 'b'], temperature=2.0, window='epoch')
+
+    A keyword the method does not take is refused with the method's options and the
+    closest match (``normalisation`` -> ``normalization``).
     """
-    return get_method(name)(tasks, **hyper)
+    cls = get_method(name)
+    valid = options(cls)
+    unknown = [k for k in hyper if k not in valid]
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], valid, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise TypeError(
+            f"{cls.name or cls.__name__} has no option {unknown[0]!r}{hint} "
+            f"Its options: {', '.join(sorted(valid))}"
+        )
+    return cls(tasks, **hyper)
+
+
+def options(cls: type[Balancer]) -> list[str]:
+    """The keyword arguments a method's constructor takes (its own and its bases')."""
+    import inspect
+
+    names: list[str] = []
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        for p in inspect.signature(init).parameters.values():
+            if p.name not in ("self", "tasks") and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
+                if p.name not in names:
+                    names.append(p.name)
+    return names
 
 
 def methods(kind: str | None = None) -> list[str]:

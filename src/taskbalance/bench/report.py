@@ -232,9 +232,18 @@ def plot_problem(name: str, res: dict[str, Any], out: Path) -> list[str]:
     return written
 
 
+def plots_available() -> bool:
+    """Whether matplotlib (the ``taskbalance[bench]`` extra) is installed."""
+    import importlib.util
+
+    return importlib.util.find_spec("matplotlib") is not None
+
+
 def write_reports(results: dict[str, Any], out: str | Path, plots: bool = True) -> dict[str, Path]:
-    """Write ``results.csv``, ``report.md`` and the PNG plots into ``out``."""
+    """Write ``results.csv``, ``report.md`` and the PNG plots into ``out`` (the plots
+    only where matplotlib is installed: every table is written without it)."""
     root = Path(out)
+    plots = plots and plots_available()
     pictures = {
         name: plot_problem(name, res, root) if plots else [] for name, res in results["problems"].items()
     }

@@ -203,7 +203,7 @@ def run_bench(
     loaded: dict[str, tuple[Problem, Split, Split]] = {}
     for p_name, method, seed in cells:
         problem = get_problem(p_name)
-        ep = epochs or problem.epochs
+        ep = problem.epochs if epochs is None else epochs
         config = {
             "problem": p_name,
             "method": method,
@@ -213,14 +213,9 @@ def run_bench(
             "arch": arch,
         }
         path = root / "cells" / _key(p_name, arch) / method / f"seed{seed}.json"
-        if path.is_file():
-            try:
-                cached = json.loads(path.read_text())
-                if cached.get("config") == config:
-                    done += 1
-                    continue
-            except json.JSONDecodeError:
-                pass  # a damaged cell is recomputed
+        if read_cell(path, config, list(problem.tasks)) is not None:
+            done += 1
+            continue
         if progress:
             _progress(done, len(cells), f"{p_name} {method} seed {seed}", t0)
         if p_name not in loaded:
@@ -252,6 +247,28 @@ def run_bench(
         _progress(done, len(cells), "done", t0)
         sys.stderr.write("\n")
     return aggregate(root, problems, methods, seeds, epochs, quick, arch)
+
+
+def read_cell(path: Path, config: dict[str, Any], tasks: Sequence[str]) -> dict[str, Any] | None:
+    """A finished cell written for ``config``; ``None`` if it is missing, written for
+    another configuration, or damaged in any way (then it is computed again)."""
+    try:
+        cell = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    if not isinstance(cell, dict) or cell.get("config") != config:
+        return None
+    metrics = cell.get("metrics")
+    if not isinstance(metrics, dict) or set(metrics) != set(tasks):
+        return None
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in metrics.values()):
+        return None
+    for key in ("loss_curves", "weights", "sigma"):
+        if not isinstance(cell.get(key), dict):
+            return None
+    if not isinstance(cell.get("time_per_step"), (int, float)) or not isinstance(cell.get("steps"), int):
+        return None
+    return cell
 
 
 def _key(problem: str, arch: str | None) -> str:

@@ -47,9 +47,7 @@ class CAGrad(GramianBalancer):
 
     def __init__(self, tasks: TaskSpec, c: float = 0.4, rescale: bool = True, **kw: Any) -> None:
         super().__init__(tasks, **kw)
-        if c < 0:
-            raise ValueError(f"c must be >= 0, got {c}")
-        self.c, self.rescale = float(c), bool(rescale)
+        self.c, self.rescale = self._number("c", c, low=0), bool(rescale)
 
     def _weights(self, gramian: Tensor, losses: Tensor, idx: Tensor | slice) -> Tensor:
         w = cagrad_weights(gramian, self.c)

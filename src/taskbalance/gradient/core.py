@@ -12,11 +12,11 @@ from torch import Tensor
 
 from ..base import Balancer, LossInput, TaskSpec
 from ..distributed import all_reduce_mean, gather_columns, is_initialized
-from ..jacobian import jacobian, task_leaves, write_grads
+from ..jacobian import UnusedInputError, jacobian, leaves_behind, task_leaves, write_grads
 from ..monitor import gradient_stats
 from ..solvers._backend import out_dtype
 
-__all__ = ["GradientBalancer", "Mode"]
+__all__ = ["GradientBalancer", "Mode", "row_norms"]
 
 Mode = Literal["params", "features"]
 
@@ -137,17 +137,29 @@ class GradientBalancer(Balancer):
             raise ValueError(
                 f"{type(self).__name__}.backward needs exactly one of shared_params= or features="
             )
+        if not torch.is_grad_enabled():
+            raise RuntimeError(
+                f"{type(self).__name__}.backward was called under torch.no_grad() (or inference "
+                "mode): there is no graph to balance; call it in the training step, and use "
+                "balancer(losses) for evaluation of a loss-based method"
+            )
         if features is not None:
             if not self.supports_features:
                 raise ValueError(
                     f"{type(self).__name__} ({self.name!r}) cannot balance feature gradients: "
                     f"{self._features_reason()}; pass shared_params= instead"
                 )
-            inputs = [features] if isinstance(features, Tensor) else list(features)
+            inputs = _unique([features] if isinstance(features, Tensor) else list(features))
+            for i, f in enumerate(inputs):
+                if not isinstance(f, Tensor) or not f.requires_grad:
+                    raise ValueError(
+                        f"features= tensor {i} does not require grad (detached, or computed under "
+                        "no_grad): pass the encoder's output as computed in this forward pass"
+                    )
             mode: Mode = "features"
         else:
             assert shared_params is not None
-            inputs = [p for p in shared_params if p.requires_grad]
+            inputs = _unique([p for p in shared_params if p.requires_grad])
             mode = "params"
         if not inputs:
             raise ValueError("no shared tensor requires grad: nothing to balance")
@@ -165,13 +177,25 @@ class GradientBalancer(Balancer):
             scaled = scaler.scale(objectives)
             grad_scale = scaler.get_scale()
         self._grad_scale = 1.0 if grad_scale is None else grad_scale
-        jac = jacobian(scaled, inputs, batched=self.batched, chunk_size=self.chunk_size)
+        wrt = [_behind_ddp_sink(t) for t in inputs] if mode == "features" else None
+        try:
+            jac = jacobian(
+                scaled, inputs, batched=self.batched, chunk_size=self.chunk_size, require_used=True, wrt=wrt
+            )
+        except UnusedInputError as exc:
+            arg = "features=" if mode == "features" else "shared_params="
+            shapes = ", ".join(f"{i} (shape {tuple(inputs[i].shape)})" for i in exc.indices[:4])
+            raise ValueError(
+                f"{arg} tensor {shapes} gets no gradient from any task present in this call "
+                f"({', '.join(names)}): the losses were not computed from it. Pass the tensors of "
+                "this forward pass that the task losses depend on"
+                + (" (only the shared encoder's parameters)" if mode == "params" else "")
+            ) from None
         if mode == "params" and group is not None:
             _refuse_sharded(inputs, after_backward=True)
         if grad_scale is not None:
             jac = jac / grad_scale
         result = self._direction(jac, values.detach(), idx, mode, group, guard=grad_scale is not None)
-        self._grad_scale = 1.0
         if result is None:  # an overflow under a GradScaler: let the scaler see it
             self.skipped = True
             direction = torch.full_like(jac[0], math.inf)
@@ -180,11 +204,12 @@ class GradientBalancer(Balancer):
         if grad_scale is not None:
             direction = direction * grad_scale
         own = self._own_leaves()
-        heads = [t for t in task_leaves(objectives, inputs) if id(t) not in own]
+        heads = [t for t in task_leaves(objectives, inputs if wrt is None else wrt) if id(t) not in own]
         if heads:
             torch.autograd.backward(
                 self._head_objective(scaled), inputs=heads, retain_graph=mode == "features"
             )
+        self._grad_scale = 1.0
         if mode == "params" and not is_initialized():
             write_grads(inputs, direction)
         else:  # through autograd, so that DDP's hooks (if any) see every shared gradient
@@ -192,7 +217,12 @@ class GradientBalancer(Balancer):
             for f in inputs:
                 grads.append(direction[offset : offset + f.numel()].view_as(f).to(f.dtype))
                 offset += f.numel()
-            torch.autograd.backward(inputs, grads)
+            # behind a DDP sink, the sink also leads to the heads: restrict the pass to the
+            # leaves behind the features, or the heads' hooks would fire a second time
+            behind = None
+            if wrt is not None and any(not isinstance(e, Tensor) for e in wrt):
+                behind = leaves_behind(wrt) or None
+            torch.autograd.backward(inputs, grads, inputs=behind)
         if result is None:
             return torch.zeros((), device=inputs[0].device)
         if scale is not None:
@@ -226,6 +256,9 @@ class GradientBalancer(Balancer):
             return None
         if self._step_hooks:
             self._hook_jac = jac
+        if jac.dtype in (torch.float16, torch.bfloat16):  # aggregate half precision in float32
+            direction, weights = self._aggregate(jac.float(), losses, idx)
+            return direction.to(jac.dtype), weights
         return self._aggregate(jac, losses, idx)
 
     def _aggregate_sharded(
@@ -244,6 +277,45 @@ class GradientBalancer(Balancer):
             self._hook_jac = full
         direction, weights = self._aggregate(full, losses, idx)
         return direction[offset : offset + n] * world, weights
+
+
+def row_norms(jac: Tensor) -> Tensor:
+    """‖row‖ of a K × N matrix without overflow or underflow: each row divided by its
+    largest entry first (squares of 1e30 overflow float32, of 1e-30 vanish)."""
+    top = jac.abs().amax(dim=1, keepdim=True)
+    safe = torch.where(top > 0, top, torch.ones_like(top))
+    out: Tensor = (jac / safe).norm(dim=1) * top.squeeze(1)
+    return out
+
+
+def _unique(tensors: list[Tensor]) -> list[Tensor]:
+    """``tensors`` without repeats (the same tensor twice would get the direction twice)."""
+    seen: set[int] = set()
+    out = []
+    for t in tensors:
+        if id(t) not in seen:
+            seen.add(id(t))
+            out.append(t)
+    return out
+
+
+def _behind_ddp_sink(t: Tensor) -> Any:
+    """What to differentiate against for a feature tensor ``t``.
+
+    ``DistributedDataParallel`` (with ``find_unused_parameters=True`` or a static graph)
+    passes a module's outputs through an identity autograd node, ``_DDPSink``: the
+    returned features are then new tensors that the task losses, computed from the
+    module's other outputs, do not depend on. Their gradient is taken at the sink's
+    input instead (a ``GradientEdge``); writing the balanced gradient into ``t`` still
+    goes through the sink, as DDP expects.
+    """
+    node = t.grad_fn
+    if node is None or "DDPSink" not in type(node).__name__:
+        return t
+    from torch.autograd.graph import GradientEdge
+
+    upstream, nr = node.next_functions[t.output_nr]  # one edge per tensor output
+    return t if upstream is None else GradientEdge(upstream, nr)
 
 
 def _refuse_sharded(params: Sequence[Tensor], after_backward: bool = False) -> None:

@@ -10,7 +10,7 @@ from torch import Tensor
 
 from ..base import TaskSpec
 from ..registry import register
-from .core import GradientBalancer
+from .core import GradientBalancer, row_norms
 
 __all__ = ["DBMTL"]
 
@@ -55,7 +55,9 @@ class DBMTL(GradientBalancer):
         self, tasks: TaskSpec, beta: float = 0.9, beta_sigma: float = 0.0, eps: float = 1e-8, **kw: Any
     ) -> None:
         super().__init__(tasks, **kw)
-        self.beta, self.beta_sigma, self.eps = float(beta), float(beta_sigma), float(eps)
+        self.beta = self._number("beta", beta, low=0, high=1)
+        self.beta_sigma = self._number("beta_sigma", beta_sigma, low=0, high=1)
+        self.eps = self._number("eps", eps, low=0, open_low=True)
         self.step = 0
         self.averages: Tensor | None = None
 
@@ -63,9 +65,17 @@ class DBMTL(GradientBalancer):
         return "its moving averages of gradients need the same coordinates at every step"
 
     def _objectives(self, losses: Tensor, idx: Tensor | slice) -> tuple[Tensor, Tensor | None]:
-        return torch.log(losses + self.eps), 1.0 / (losses.detach() + self.eps)
+        # The Jacobian is taken of the raw losses and its rows divided by L + ε afterwards
+        # (in at least float32): the same gradients of log(L + ε), without pushing the
+        # factor 1/(L + ε), up to 1e8, back through a half-precision graph.
+        return losses, 1.0 / (losses.detach() + self.eps)
+
+    def _head_objective(self, objectives: Tensor) -> Tensor:
+        scale = self._grad_scale  # the objectives arrive multiplied by a GradScaler's scale
+        return scale * torch.log(objectives / scale + self.eps).sum()
 
     def _aggregate(self, jac: Tensor, losses: Tensor, idx: Tensor | slice) -> tuple[Tensor, Tensor]:
+        jac = jac / (losses.to(jac.dtype) + self.eps).unsqueeze(1)  # gradients of log(L + ε)
         if self.averages is None or self.averages.shape[1] != jac.shape[1]:
             self.averages = torch.zeros(self.num_tasks, jac.shape[1], dtype=jac.dtype, device=jac.device)
         step = self.step + 1
@@ -75,8 +85,9 @@ class DBMTL(GradientBalancer):
         if self._updating():
             self.step = step
             self.averages[idx] = avg.to(self.averages.dtype)
-        norms = avg.norm(dim=1)
-        alpha = norms.max() / (norms + 1e-8)
+        norms = row_norms(avg).double()  # 1e30-sized gradients overflow a float32 square
+        alpha = torch.where(norms > 0, norms.max() / (norms + 1e-8), torch.zeros_like(norms))
+        alpha = alpha.to(avg.dtype)  # a zero-gradient task gets 0: nothing to rescale
         return alpha @ avg, alpha
 
     def _extra_state(self) -> dict[str, Any]:

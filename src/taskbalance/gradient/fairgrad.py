@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
@@ -51,12 +50,8 @@ class FairGrad(GramianBalancer):
 
     def __init__(self, tasks: TaskSpec, alpha: float = 1.0, max_norm: float | None = 1.0, **kw: Any) -> None:
         super().__init__(tasks, **kw)
-        if not alpha >= 0 or math.isinf(alpha):
-            raise ValueError(f"fairgrad: alpha must be a finite number >= 0, got {alpha}")
-        if max_norm is not None and not (max_norm > 0 and math.isfinite(max_norm)):
-            raise ValueError(f"fairgrad: max_norm must be a finite number > 0 or None, got {max_norm}")
-        self.alpha = float(alpha)
-        self.max_norm = None if max_norm is None else float(max_norm)
+        self.alpha = self._number("alpha", alpha, low=0)
+        self.max_norm = None if max_norm is None else self._number("max_norm", max_norm, low=0, open_low=True)
 
     def _weights(self, gramian: Tensor, losses: Tensor, idx: Tensor | slice) -> Tensor:
         k = gramian.shape[0]

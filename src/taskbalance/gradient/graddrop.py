@@ -56,7 +56,7 @@ class GradDrop(GradientBalancer):
         **kw: Any,
     ) -> None:
         super().__init__(tasks, **kw)
-        values = self._per_task(leak, "leak values")
+        values = self._per_task_finite(leak, "leak values")
         if not all(0 <= v <= 1 for v in values):
             raise ValueError(f"leak must give one value in [0, 1] per task, got {values}")
         self.register_buffer("leak", torch.tensor(values))
@@ -70,8 +70,14 @@ class GradDrop(GradientBalancer):
         keep = (purity > u) & (jac > 0) | (purity < u) & (jac < 0)
         leak = self._take(self.leak, idx).to(jac.dtype).unsqueeze(1)
         kept = (leak + (1 - leak) * keep.to(jac.dtype)) * jac
-        sq = (jac * jac).sum(1)
+        # rows divided by their largest entry: squares of 1e30-sized gradients overflow
+        top = jac.abs().amax(dim=1, keepdim=True)
+        unit = jac / torch.where(top > 0, top, torch.ones_like(top))
+        sq = (unit * unit).sum(1)
+        kept_unit = kept / torch.where(top > 0, top, torch.ones_like(top))
         weights = torch.where(
-            sq > 0, (kept * jac).sum(1) / sq.clamp(min=torch.finfo(jac.dtype).tiny), torch.zeros_like(sq)
+            sq > 0,
+            (kept_unit * unit).sum(1) / sq.clamp(min=torch.finfo(jac.dtype).tiny),
+            torch.zeros_like(sq),
         )
         return kept.sum(0), weights

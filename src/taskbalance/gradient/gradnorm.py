@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from ..base import TaskSpec
 from ..registry import register
-from .core import GradientBalancer
+from .core import GradientBalancer, row_norms
 
 __all__ = ["GradNorm"]
 
@@ -59,7 +59,7 @@ class GradNorm(GradientBalancer):
 
     def __init__(self, tasks: TaskSpec, alpha: float = 1.5, **kw: Any) -> None:
         super().__init__(tasks, **kw)
-        self.alpha = float(alpha)
+        self.alpha = self._number("alpha", alpha, low=0)
         self.weights_param = nn.Parameter(torch.ones(self.num_tasks))
         self.register_buffer("initial_losses", torch.ones(self.num_tasks))
         self.register_buffer("seen", torch.zeros(self.num_tasks, dtype=torch.bool))
@@ -72,10 +72,6 @@ class GradNorm(GradientBalancer):
             with torch.no_grad():
                 w = self.weights_param
                 w.clamp_(min=1e-3).mul_(self.num_tasks / w.sum())
-                first = ~self._take(self.seen, idx)
-                init = self._take(self.initial_losses, idx)
-                self.initial_losses[idx] = torch.where(first, losses.detach().to(init.dtype), init)
-                self.seen[idx] = True
         weights = self._take(self.weights_param, idx).to(losses.dtype)
         return weights * losses, None
 
@@ -83,10 +79,16 @@ class GradNorm(GradientBalancer):
         w = (
             self._take(self.weights_param, idx).detach().to(jac.dtype, copy=True)
         )  # not a view: the step moves it
-        g = jac.norm(dim=1)  # G_i = w_i ‖∇L_i‖
-        ratio = losses.to(jac.dtype) / self._take(self.initial_losses, idx).to(jac.dtype)
+        if self._updating():  # here, not before the Jacobian: an overflow step records nothing
+            first = ~self._take(self.seen, idx)
+            init = self._take(self.initial_losses, idx)
+            self.initial_losses[idx] = torch.where(first, losses.detach().to(init.dtype), init)
+            self.seen[idx] = True
+        # in float64: norms of 1e30-sized gradients and loss ratios overflow float32
+        g = row_norms(jac).double()  # G_i = w_i ‖∇L_i‖
+        ratio = losses.double() / self._take(self.initial_losses, idx).double()
         target = g.mean() * (ratio / ratio.mean()) ** self.alpha
-        grad_w = torch.sign(g - target) * g / w.clamp(min=torch.finfo(w.dtype).tiny)
+        grad_w = (torch.sign(g - target) * g / w.double().clamp(min=torch.finfo(w.dtype).tiny)).to(jac.dtype)
         if self._updating():
             full = torch.zeros_like(self.weights_param)
             full[idx] = grad_w.to(full.dtype) * self._grad_scale  # unscaled by a GradScaler

@@ -58,9 +58,8 @@ class GradVac(GramianBalancer):
         self, tasks: TaskSpec, beta: float = 0.5, eps: float = 1e-8, seed: int | None = None, **kw: Any
     ) -> None:
         super().__init__(tasks, **kw)
-        if not 0 <= beta <= 1:
-            raise ValueError(f"beta must be in [0, 1], got {beta}")
-        self.beta, self.eps = float(beta), float(eps)
+        self.beta = self._number("beta", beta, low=0, high=1)
+        self.eps = self._number("eps", eps, low=0, open_low=True)
         self.generator = SeededGenerator(seed)
         self.register_buffer("targets", torch.zeros(self.num_tasks, self.num_tasks, dtype=torch.float64))
 

@@ -85,7 +85,7 @@ class IMTL(IMTLG):
 
     def __init__(self, tasks: TaskSpec, init: float = 0.0, **kw: Any) -> None:
         super().__init__(tasks, **kw)
-        self.log_scales = nn.Parameter(torch.full((self.num_tasks,), float(init)))
+        self.log_scales = nn.Parameter(torch.full((self.num_tasks,), self._number("init", init)))
 
     def _objectives(self, losses: Tensor, idx: Tensor | slice) -> tuple[Tensor, Tensor | None]:
         s = self._take(self.log_scales, idx)

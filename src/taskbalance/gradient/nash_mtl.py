@@ -57,7 +57,7 @@ class NashMTL(GramianBalancer):
         super().__init__(tasks, **kw)
         if update_weights_every < 1:
             raise ValueError(f"update_weights_every must be >= 1, got {update_weights_every}")
-        self.max_norm = max_norm
+        self.max_norm = None if max_norm is None else self._number("max_norm", max_norm, low=0, open_low=True)
         self.update_weights_every = int(update_weights_every)
         self.step = 0
         self.register_buffer("alpha", torch.ones(self.num_tasks, dtype=torch.float64))

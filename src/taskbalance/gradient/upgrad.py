@@ -59,10 +59,8 @@ class UPGrad(GramianBalancer):
         **kw: Any,
     ) -> None:
         super().__init__(tasks, **kw)
-        if reg < 0:
-            raise ValueError(f"reg must be >= 0, got {reg}")
-        self.reg = float(reg)
-        values = self._per_task(pref, "preference weights", default=1.0 / self.num_tasks)
+        self.reg = self._number("reg", reg, low=0)
+        values = self._per_task_finite(pref, "preference weights", default=1.0 / self.num_tasks)
         self.register_buffer("pref", torch.tensor(values, dtype=torch.float64))
 
     def _weights(self, gramian: Tensor, losses: Tensor, idx: Tensor | slice) -> Tensor:

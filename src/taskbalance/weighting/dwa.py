@@ -71,46 +71,52 @@ class DWA(Balancer):
         **kw: Any,
     ) -> None:
         super().__init__(tasks, **kw)
-        if not temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
+        self._number("temperature", temperature, low=0, open_low=True)
         if window != "epoch" and (isinstance(window, bool) or not isinstance(window, int) or window < 1):
             raise ValueError(f"window must be 'epoch' or a positive int, got {window!r}")
         self.temperature = float(temperature)
         self.window = window
         t = self.num_tasks
         if window == "epoch":
-            self.register_buffer("epoch_sum", torch.zeros(t))
+            # float64: a float64 loss above float32's range, or a ratio of averages far
+            # apart, must neither overflow nor turn the weights into NaN
+            self.register_buffer("epoch_sum", torch.zeros(t, dtype=torch.float64))
             self.register_buffer("epoch_count", torch.zeros(t))
-            self.register_buffer("history", torch.ones(2, t))  # [last, previous] averages
+            self.register_buffer("history", torch.ones(2, t, dtype=torch.float64))  # [last, previous]
             self.register_buffer("num_history", torch.zeros(t, dtype=torch.long))
             # r / T of every task: constant within an epoch, so computed once per epoch
-            self.register_buffer("epoch_logits", torch.zeros(t), persistent=False)
+            self.register_buffer("epoch_logits", torch.zeros(t, dtype=torch.float64), persistent=False)
         else:
-            self.register_buffer("ring", torch.ones(2 * window, t))
+            self.register_buffer("ring", torch.ones(2 * window, t, dtype=torch.float64))
             self.register_buffer("ring_pos", torch.zeros(t, dtype=torch.long))
             self.register_buffer("ring_count", torch.zeros(t, dtype=torch.long))
             self.register_buffer("columns", torch.arange(t), persistent=False)
 
     def _ratios(self) -> Tensor:
+        """The loss ratios r, in float64, from the logarithms of the averages (so that no
+        quotient overflows) and capped at e^700 (softmax then saturates anyway)."""
         if self.window == "epoch":
             ready = self.num_history >= 2
-            return torch.where(ready, self.history[0] / self.history[1], torch.ones_like(self.history[0]))
-        k = int(self.window)
-        slots = torch.arange(2 * k, device=self.ring.device).unsqueeze(1)
-        age = torch.remainder(self.ring_pos.unsqueeze(0) - 1 - slots, 2 * k)
-        recent = (age < k).to(self.ring.dtype)
-        ratio = (self.ring * recent).sum(0) / (self.ring * (1 - recent)).sum(0)
-        return torch.where(self.ring_count >= 2 * k, ratio, torch.ones_like(ratio))
+            log_ratio = torch.log(self.history[0]) - torch.log(self.history[1])
+        else:
+            k = int(self.window)
+            slots = torch.arange(2 * k, device=self.ring.device).unsqueeze(1)
+            age = torch.remainder(self.ring_pos.unsqueeze(0) - 1 - slots, 2 * k)
+            recent = (age < k).to(self.ring.dtype)
+            log_ratio = torch.log((self.ring * recent).sum(0)) - torch.log((self.ring * (1 - recent)).sum(0))
+            ready = self.ring_count >= 2 * k
+        ratio = torch.exp(log_ratio.clamp(max=700.0))
+        return torch.where(ready, ratio, torch.ones_like(ratio))
 
     def _combine(self, losses: Tensor, idx: Tensor | slice) -> tuple[Tensor, Tensor]:
         logits = self.epoch_logits if self.window == "epoch" else self._ratios() / self.temperature
-        w = losses.numel() * torch.softmax(self._take(logits, idx).to(losses.dtype), dim=0)
+        w = (losses.numel() * torch.softmax(self._take(logits, idx), dim=0)).to(losses.dtype)
         if self._updating():
             self._observe(losses.detach(), idx)
         return (w * losses).sum(), w
 
     def _observe(self, values: Tensor, idx: Tensor | slice) -> None:
-        values = values.to(torch.float32 if self.window == "epoch" else self.ring.dtype)
+        values = values.to(torch.float64)
         if self.window == "epoch":
             self.epoch_sum[idx] += values
             self.epoch_count[idx] += 1

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..base import Balancer, LossInput, SignRule, TaskSpec
+from ..base import Balancer, InvalidLossError, LossInput, SignRule, TaskSpec
 from ..registry import register
 
 __all__ = ["FAMO"]
@@ -72,8 +72,10 @@ class FAMO(Balancer):
     ) -> None:
         super().__init__(tasks, **kw)
         t = self.num_tasks
-        self.w_lr, self.gamma, self.eps = float(w_lr), float(gamma), float(eps)
-        bounds = self._per_task(min_losses, "min_losses", default=0.0)
+        self.w_lr = self._number("w_lr", w_lr, low=0, open_low=True)
+        self.gamma = self._number("gamma", gamma, low=0)
+        self.eps = self._number("eps", eps, low=0, open_low=True)
+        bounds = self._per_task_finite(min_losses, "min_losses", default=0.0)
         if any(b != 0 for b in bounds):
             self.sign_rule = "any"  # the bound makes L - b the quantity that must be > 0
         self.register_buffer("min_losses", torch.tensor(bounds))
@@ -84,6 +86,19 @@ class FAMO(Balancer):
         self.register_buffer("prev_log_gaps", torch.zeros(t))
         self._bounded = any(b != 0 for b in bounds)
         self._steps: int | None = 0  # the common step count while no task was ever absent
+
+    def _validate_values(self, names: Sequence[str], values: Tensor) -> bool:
+        """The base checks, and L > b for every task with a lower bound b."""
+        ok = super()._validate_values(names, values)
+        if ok and self.check and self._bounded:
+            for name, v in zip(names, values.tolist()):
+                bound = float(self.min_losses[self._position[name]])
+                if not v > bound:
+                    raise InvalidLossError(
+                        f"loss of task {name!r} is {v:g}, not above its min_losses bound {bound:g}: FAMO "
+                        "takes log(L - bound); lower the bound or shift the loss"
+                    )
+        return ok
 
     def _log_gaps(self, losses: Tensor, idx: Tensor | slice) -> Tensor:
         """log(L - b + ε), skipping the subtraction when every bound is 0."""

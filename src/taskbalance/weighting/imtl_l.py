@@ -42,9 +42,9 @@ class IMTLL(Balancer):
 
     def __init__(self, tasks: TaskSpec, init: float = 0.0, **kw: Any) -> None:
         super().__init__(tasks, **kw)
-        self.log_scales = nn.Parameter(torch.full((self.num_tasks,), float(init)))
+        self.log_scales = nn.Parameter(torch.full((self.num_tasks,), self._number("init", init)))
 
     def _combine(self, losses: Tensor, idx: Tensor | slice) -> tuple[Tensor, Tensor]:
-        s = self._take(self.log_scales, idx)
+        s = self._take(self.log_scales, idx).clamp(-80.0, 80.0)  # e^s·L finite for any float32 loss
         w = torch.exp(s)
         return (w * losses - s).sum(), w

@@ -25,7 +25,9 @@ class RLW(Balancer):
 
     so the weights of the tasks present sum to 1 (the paper's normalisation). A draw
     is made for every declared task at every step, present or not, so the random
-    stream does not depend on which tasks are present.
+    stream does not depend on which tasks are present. Under ``torch.no_grad()``
+    (evaluation) nothing is drawn: the weights are their expectation, 1/K, so that
+    evaluating never changes the training stream (nor makes ranks drift apart).
 
     Args:
         tasks: see :class:`~taskbalance.Balancer`.
@@ -48,6 +50,9 @@ class RLW(Balancer):
         self.generator = SeededGenerator(seed)
 
     def _combine(self, losses: Tensor, idx: Tensor | slice) -> tuple[Tensor, Tensor]:
+        if not self._updating():  # evaluation: the expected weights, no draw from the stream
+            w = torch.full_like(losses, 1.0 / losses.shape[0])
+            return (w * losses).sum(), w
         gen = self.generator.get(losses.device)
         z = torch.randn(self.num_tasks, generator=gen, device=losses.device, dtype=losses.dtype)
         w = torch.softmax(self._take(z, idx), dim=0)

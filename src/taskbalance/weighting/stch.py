@@ -65,8 +65,7 @@ class STCH(Balancer):
         **kw: Any,
     ) -> None:
         super().__init__(tasks, **kw)
-        if not mu > 0:
-            raise ValueError(f"mu must be > 0, got {mu}")
+        self._number("mu", mu, low=0, open_low=True)
         if nadir is None and warmup_epochs < 1:
             raise ValueError("warmup_epochs must be >= 1 unless a fixed nadir is given")
         self.mu = float(mu)

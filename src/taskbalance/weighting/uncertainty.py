@@ -40,6 +40,15 @@ __all__ = [
     "uw_revised_terms",
 ]
 
+#: s = log σ² is clamped to ±80 in the objective: e^80 ≈ 5.5e34 keeps e^(-s)·L finite in
+#: float32 for any loss down to float32's subnormals, where s -> log L would overflow it
+#: (the clamp's zero gradient beyond it stops the drift)
+LOG_VAR_LIMIT = 80.0
+#: σ² of uw-revised is clamped below at 1e-18 (the optimum σ² ≈ √(L/2) of any loss >= 2e-36
+#: is above it): a loss of exactly 0 drives σ to 0, where the weight 1/(2σ²) and its
+#: derivative 1/σ⁴ would overflow float32
+MIN_VARIANCE = 1e-18
+
 _POSITIVE_REASON = (
     "the uncertainty objective e^(-s)·L + s is unbounded below in s when L <= 0 "
     "(σ -> 0). Shift the loss to be positive, or, for losses that reach exactly 0, "
@@ -60,8 +69,9 @@ def uw_terms(losses: Tensor, log_vars: Tensor, factor: Tensor) -> tuple[Tensor, 
         >>> terms, w
         (tensor([1.]), tensor([0.5000]))
     """
-    w = factor * torch.exp(-log_vars)
-    return torch.addcmul(0.5 * log_vars, w, losses), w
+    s = log_vars.clamp(-LOG_VAR_LIMIT, LOG_VAR_LIMIT)
+    w = factor * torch.exp(-s)
+    return torch.addcmul(0.5 * s, w, losses), w
 
 
 def uw_simplified_terms(losses: Tensor, log_vars: Tensor) -> tuple[Tensor, Tensor]:
@@ -72,8 +82,9 @@ def uw_simplified_terms(losses: Tensor, log_vars: Tensor) -> tuple[Tensor, Tenso
         >>> uw_simplified_terms(torch.tensor([3.0]), torch.zeros(1))[0]
         tensor([3.])
     """
-    w = torch.exp(-log_vars)
-    return torch.addcmul(log_vars, w, losses), w
+    s = log_vars.clamp(-LOG_VAR_LIMIT, LOG_VAR_LIMIT)
+    w = torch.exp(-s)
+    return torch.addcmul(s, w, losses), w
 
 
 def uw_revised_terms(losses: Tensor, sigma: Tensor) -> tuple[Tensor, Tensor]:
@@ -86,7 +97,7 @@ def uw_revised_terms(losses: Tensor, sigma: Tensor) -> tuple[Tensor, Tensor]:
         >>> uw_revised_terms(torch.tensor([2.0]), torch.ones(1))[1]
         tensor([0.5000])
     """
-    var = sigma * sigma
+    var = (sigma * sigma).clamp(min=MIN_VARIANCE)
     w = 0.5 / var
     return torch.addcmul(torch.log1p(var), w, losses), w
 
@@ -128,7 +139,7 @@ class UncertaintyWeighting(Balancer):
 
     def __init__(self, tasks: TaskSpec, init: float = 0.0, **kw: Any) -> None:
         super().__init__(tasks, **kw)
-        self.log_vars = nn.Parameter(torch.full((self.num_tasks,), float(init)))
+        self.log_vars = nn.Parameter(torch.full((self.num_tasks,), self._number("init", init)))
         factor = [0.5 if t == "regression" else 1.0 for t in self.task_types]
         self.register_buffer("factor", torch.tensor(factor))
 
@@ -170,7 +181,7 @@ class UncertaintySimplified(Balancer):
 
     def __init__(self, tasks: TaskSpec, init: float = 0.0, **kw: Any) -> None:
         super().__init__(tasks, **kw)
-        self.log_vars = nn.Parameter(torch.full((self.num_tasks,), float(init)))
+        self.log_vars = nn.Parameter(torch.full((self.num_tasks,), self._number("init", init)))
 
     def _combine(self, losses: Tensor, idx: Tensor | slice) -> tuple[Tensor, Tensor]:
         terms, w = uw_simplified_terms(losses, self._take(self.log_vars, idx))
@@ -217,8 +228,8 @@ class UncertaintyRevised(Balancer):
 
     def __init__(self, tasks: TaskSpec, init: float = 1.0, **kw: Any) -> None:
         super().__init__(tasks, **kw)
-        if init == 0:
-            raise ValueError("init (σ) must be non-zero: the weight 1/(2σ²) is infinite at 0")
+        if self._number("init", init) == 0:
+            raise ValueError("uw-revised: init (σ) must be non-zero: the weight 1/(2σ²) is infinite at 0")
         self.sigma_param = nn.Parameter(torch.full((self.num_tasks,), float(init)))
 
     def _combine(self, losses: Tensor, idx: Tensor | slice) -> tuple[Tensor, Tensor]:

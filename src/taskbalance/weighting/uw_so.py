@@ -46,9 +46,7 @@ class UWSO(Balancer):
 
     def __init__(self, tasks: TaskSpec, temperature: float = 1.0, **kw: Any) -> None:
         super().__init__(tasks, **kw)
-        if not temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
-        self.temperature = float(temperature)
+        self.temperature = self._number("temperature", temperature, low=0, open_low=True)
 
     def _combine(self, losses: Tensor, idx: Tensor | slice) -> tuple[Tensor, Tensor]:
         w = torch.softmax(losses.detach().reciprocal() / self.temperature, dim=0)
