@@ -20,7 +20,15 @@ def t(v: float, dtype: torch.dtype = torch.float32) -> torch.Tensor:
 
 
 # ------------------------------------------------------------ silent wrong results
-@pytest.mark.parametrize("mode", ["features", "params"])
+MODES = [
+    (m, mode)
+    for m in tb.methods("gradient")
+    for mode in ("features", "params")
+    if mode == "params" or tb.get_method(m).supports_features  # type: ignore[attr-defined]
+]
+
+
+@pytest.mark.parametrize(("gradient_method", "mode"), MODES)
 def test_1_unrelated_features_or_params_are_refused(gradient_method: str, mode: str) -> None:
     enc, head = nn.Linear(3, 4), nn.Linear(4, 2)
     x = torch.randn(5, 3)
@@ -29,8 +37,6 @@ def test_1_unrelated_features_or_params_are_refused(gradient_method: str, mode: 
     losses = {"0": out[:, 0].pow(2).mean(), "1": out[:, 1].pow(2).mean()}
     b = tb.create(gradient_method, tasks=2)
     if mode == "features":
-        if not b.supports_features:  # type: ignore[attr-defined]
-            pytest.skip(f"{gradient_method} has no feature mode")
         with pytest.raises(ValueError, match=r"features= tensor 0 .* gets no gradient from any task"):
             b.backward(losses, features=z_old)
     else:
@@ -147,7 +153,7 @@ def test_7_uw_revised_stays_finite_on_a_vanishing_loss(value: float) -> None:
         total = b([torch.tensor(value, requires_grad=True)])
         total.backward()
         opt.step()
-        assert math.isfinite(float(total)) and bool(torch.isfinite(b.sigma_param.grad).all())  # type: ignore[union-attr]
+        assert math.isfinite(float(total)) and bool(torch.isfinite(b.log_vars.grad).all())  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(
@@ -176,12 +182,19 @@ def test_9_huge_losses_and_gradients_stay_finite(name: str) -> None:
         assert grad is not None and bool(torch.isfinite(grad).all())
 
 
-@pytest.mark.parametrize("name", ["uw-so", "famo", "stch", "db-mtl", "uw", "uw-simplified", "imtl-l"])
-@pytest.mark.parametrize("value", [0.0, 1e-6])
+HALF_CASES = [(n, 1e-6) for n in ("uw-so", "famo", "stch", "db-mtl", "uw", "uw-simplified", "imtl-l")]
+HALF_CASES.append(("db-mtl", 0.0))  # the others refuse a loss of exactly 0 (they take its log)
+
+
+@pytest.mark.parametrize(("name", "value"), HALF_CASES)
 def test_10_half_precision_small_losses_stay_finite(name: str, value: float) -> None:
-    if value == 0.0 and name not in ("db-mtl",):
-        pytest.skip("a loss of exactly 0 is refused by the positive-loss methods")
-    b = tb.create(name, tasks=2, **({"nadir": [1.0, 1.0]} if name == "stch" else {}))
+    kw: dict[str, Any] = {"nadir": [1.0, 1.0]} if name == "stch" else {}
+    if name in ("uw", "uw-simplified", "imtl-l"):
+        # init="auto" would give L = 1e-6 its optimal weight, about 5e5: beyond float16's
+        # range, so the gradient into a float16 loss overflows (losses from autocast are
+        # float32); what is tested here is the method's arithmetic on a tiny half loss
+        kw["init"] = 0.0
+    b = tb.create(name, tasks=2, **kw)
     w = nn.Parameter(torch.ones(2, dtype=torch.float16))
     losses = [(w * 0).sum() + value, w.sum() * 0.5]
     b.backward(losses, shared_params=[w])
@@ -266,10 +279,11 @@ def test_14_detached_features_name_the_argument(recwarn: pytest.WarningsRecorder
 @pytest.mark.parametrize(
     ("name", "kwargs", "match"),
     [
-        ("uw", {"init": math.nan}, "init must be a finite number"),
-        ("uw-simplified", {"init": math.inf}, "init must be a finite number"),
-        ("uw-revised", {"init": math.nan}, "init must be a finite number"),
-        ("imtl-l", {"init": math.nan}, "init must be a finite number"),
+        ("uw", {"init": math.nan}, "init of task '0' must be finite"),
+        ("uw-simplified", {"init": math.inf}, "init of task '0' must be finite"),
+        ("uw-revised", {"init": math.nan}, "init of task '0' must be finite"),
+        ("imtl-l", {"init": {"0": 1.0, "1": math.nan}}, "init of task '1' must be finite"),
+        ("uw", {"init": "zero"}, "init must be 'auto', a number, a mapping or a sequence"),
         ("imtl", {"init": math.nan}, "init must be a finite number"),
         ("famo", {"w_lr": math.nan}, "w_lr must be a finite number > 0"),
         ("famo", {"gamma": -1.0}, "gamma must be a finite number >= 0"),

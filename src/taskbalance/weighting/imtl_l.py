@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from ..base import Balancer, TaskSpec
+from ..base import TaskSpec
 from ..registry import register
+from .uncertainty import LOG_VAR_LIMIT, MIN_VARIANCE, Init, LearnedScales
 
 __all__ = ["IMTLL"]
 
 
 @register("imtl-l", "imtl-loss")
-class IMTLL(Balancer):
+class IMTLL(LearnedScales):
     r"""IMTL-L: learned loss scales that make every scaled loss equal to 1.
 
     .. math::
@@ -25,13 +27,14 @@ class IMTLL(Balancer):
 
     Args:
         tasks: see :class:`~taskbalance.Balancer`.
-        init: initial s (default 0).
+        init: ``"auto"`` (default: s = -log L of the task's first loss, where every
+            scaled loss starts at 1) or the initial s (a number, mapping or sequence).
 
     Learnable parameter ``log_scales``; use :meth:`param_groups`.
 
     Example:
         >>> import torch, taskbalance as tb
-        >>> b = tb.create("imtl-l", tasks=2)
+        >>> b = tb.create("imtl-l", tasks=2, init=0.0)
         >>> x = torch.tensor([2.0, 3.0], requires_grad=True)
         >>> b([x[0], x[1]])
         tensor(5., grad_fn=<SumBackward0>)
@@ -40,11 +43,19 @@ class IMTLL(Balancer):
     sign_rule = "positive"
     sign_reason = "e^s·L - s is unbounded below in s when L <= 0; shift the loss to be positive."
 
-    def __init__(self, tasks: TaskSpec, init: float = 0.0, **kw: Any) -> None:
+    def __init__(self, tasks: TaskSpec, init: Init = "auto", **kw: Any) -> None:
         super().__init__(tasks, **kw)
-        self.log_scales = nn.Parameter(torch.full((self.num_tasks,), self._number("init", init)))
+        self.log_scales = nn.Parameter(torch.tensor(self._init_values(init)))
+
+    def _param(self) -> nn.Parameter:
+        return self.log_scales
+
+    def _optimum(self, loss: float, task: int) -> float:
+        return -math.log(max(loss, MIN_VARIANCE))
 
     def _combine(self, losses: Tensor, idx: Tensor | slice) -> tuple[Tensor, Tensor]:
-        s = self._take(self.log_scales, idx).clamp(-80.0, 80.0)  # e^s·L finite for any float32 loss
+        self._start(losses, idx)
+        # e^s·L finite for any float32 loss
+        s = self._take(self.log_scales, idx).clamp(-LOG_VAR_LIMIT, LOG_VAR_LIMIT)
         w = torch.exp(s)
         return (w * losses - s).sum(), w

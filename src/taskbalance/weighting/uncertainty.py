@@ -12,8 +12,14 @@ form                term of task *i*                              optimum for fi
 ``uw`` regression   ½·e^(−s)·L + ½·s   (= 1/(2σ²)·L + log σ)       σ² = L
 ``uw`` classif.     e^(−s)·L + ½·s     (= 1/σ²·L + log σ)          σ² = 2L
 ``uw-simplified``   e^(−s)·L + s                                   s = log L
-``uw-revised``      1/(2σ²)·L + log(1 + σ²), σ learned directly    σ² = (L + √(L²+8L))/4
+``uw-revised``      1/(2σ²)·L + log(1 + σ²)                       σ² = (L + √(L²+8L))/4
 ==================  ============================================  ===================
+
+By default (``init="auto"``) each task's s starts at this optimum for its first loss,
+so that σ starts on the scale of the loss whatever that scale is (1e-4 or 1e4), and
+an optimiser in s (where a step changes σ² by a factor, not an amount) follows it from
+there within a few dozen steps. ``init`` also takes one number, a mapping by task or a
+sequence.
 
 The regulariser is part of every term: a popular snippet splits
 ``loss_sum += torch.exp(-s) * loss`` and ``+ s`` over two lines, Python evaluates
@@ -22,6 +28,8 @@ the second line as a statement of its own, and every σ grows without bound.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import torch
@@ -38,6 +46,9 @@ __all__ = [
     "uw_terms",
     "uw_simplified_terms",
     "uw_revised_terms",
+    "uw_revised_log_terms",
+    "revised_optimum",
+    "LearnedScales",
 ]
 
 #: s = log σ² is clamped to ±80 in the objective: e^80 ≈ 5.5e34 keeps e^(-s)·L finite in
@@ -48,6 +59,9 @@ LOG_VAR_LIMIT = 80.0
 #: is above it): a loss of exactly 0 drives σ to 0, where the weight 1/(2σ²) and its
 #: derivative 1/σ⁴ would overflow float32
 MIN_VARIANCE = 1e-18
+
+Init = Literal["auto"] | float | Mapping[str, float] | Sequence[float]
+"""Initial parameters: ``"auto"``, one number, a mapping by task or a sequence."""
 
 _POSITIVE_REASON = (
     "the uncertainty objective e^(-s)·L + s is unbounded below in s when L <= 0 "
@@ -102,8 +116,78 @@ def uw_revised_terms(losses: Tensor, sigma: Tensor) -> tuple[Tensor, Tensor]:
     return torch.addcmul(torch.log1p(var), w, losses), w
 
 
+def uw_revised_log_terms(losses: Tensor, log_vars: Tensor) -> tuple[Tensor, Tensor]:
+    r""":func:`uw_revised_terms` in s = log σ²: :math:`\tfrac12 e^{-s_i} L_i + \log(1 + e^{s_i})`.
+
+    Example:
+        >>> import torch
+        >>> uw_revised_log_terms(torch.tensor([2.0]), torch.zeros(1))  # ½·2 + log 2
+        (tensor([1.6931]), tensor([0.5000]))
+    """
+    s = log_vars.clamp(math.log(MIN_VARIANCE), LOG_VAR_LIMIT)
+    w = 0.5 * torch.exp(-s)
+    return torch.addcmul(torch.nn.functional.softplus(s), w, losses), w
+
+
+def revised_optimum(loss: float) -> float:
+    """uw-revised's optimal σ² for a fixed loss: (L + √(L² + 8L)) / 4."""
+    return (loss + math.sqrt(loss * loss + 8 * loss)) / 4
+
+
+class LearnedScales(Balancer):
+    """A method with one learned log-scale per task (``log_vars`` or ``log_scales``),
+    initialised from each task's first loss at the closed-form optimum (``init="auto"``)
+    or as given. Subclasses give :meth:`_optimum` and the parameter."""
+
+    _auto: bool
+    _initialized: list[bool]
+
+    def _init_values(self, init: Any, convert: Any = None) -> list[float]:
+        """Per-task initial parameters from ``init`` ("auto": 0 until the first step)."""
+        self._auto = isinstance(init, str)
+        if self._auto and init != "auto":
+            raise ValueError(
+                f"{self.name}: init must be 'auto', a number, a mapping or a sequence, got {init!r}"
+            )
+        self._initialized = [not self._auto] * self.num_tasks
+        if self._auto:
+            return [0.0] * self.num_tasks
+        values = self._per_task_finite(init, "init")
+        return [convert(v) for v in values] if convert is not None else values
+
+    def _param(self) -> nn.Parameter:
+        raise NotImplementedError
+
+    def _optimum(self, loss: float, task: int) -> float:
+        """The parameter's optimum for a fixed ``loss`` of task ``task``."""
+        raise NotImplementedError
+
+    def _start(self, losses: Tensor, idx: Tensor | slice) -> None:
+        """Set the parameter of each task seen for the first time to its optimum."""
+        if all(self._initialized) or not self._updating():
+            return
+        positions = list(range(self.num_tasks)) if isinstance(idx, slice) else idx.tolist()
+        new = [(j, v) for j, v in zip(positions, losses.detach().tolist()) if not self._initialized[j]]
+        if not new:
+            return
+        param = self._param()
+        with torch.no_grad():
+            for j, v in new:
+                if math.isfinite(v) and v >= 0:
+                    opt = self._optimum(v, j)
+                    param[j] = min(max(opt, -LOG_VAR_LIMIT), LOG_VAR_LIMIT)
+                self._initialized[j] = True
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {"initialized": list(self._initialized)}
+
+    def _load_extra_state(self, state: Mapping[str, Any]) -> None:
+        # checkpoints written before init="auto" existed are of trained parameters
+        self._initialized = list(state.get("initialized", [True] * self.num_tasks))
+
+
 @register("uw", "uncertainty", "kendall")
-class UncertaintyWeighting(Balancer):
+class UncertaintyWeighting(LearnedScales):
     r"""Uncertainty weighting, exactly as in Kendall, Gal & Cipolla (CVPR 2018).
 
     .. math::
@@ -117,7 +201,9 @@ class UncertaintyWeighting(Balancer):
 
     Args:
         tasks: ``{"name": "regression" | "classification"}`` or names (all regression).
-        init: initial s = log σ² of every task (default 0, σ = 1).
+        init: ``"auto"`` (default): each task's s starts at its optimum for the task's
+            first loss (σ² = L, or 2L for classification); or the initial s = log σ²
+            (one number, a mapping by task or a sequence; 0 is σ = 1).
 
     Learnable parameter ``log_vars`` (s per task); give it its own optimiser group with
     :meth:`param_groups` (weight decay 0). Losses must be > 0: for L <= 0 the objective
@@ -125,25 +211,36 @@ class UncertaintyWeighting(Balancer):
 
     Example:
         >>> import torch, taskbalance as tb
-        >>> b = tb.create("uw", tasks={"depth": "regression", "seg": "classification"})
+        >>> b = tb.create("uw", tasks={"depth": "regression", "seg": "classification"}, init=0.0)
         >>> x = torch.tensor([2.0, 4.0], requires_grad=True)
         >>> b({"depth": x[0], "seg": x[1]})  # ½·2 + 1·4
         tensor(5., grad_fn=<SumBackward0>)
         >>> [float(w) for w in b.weights.values()]
         [0.5, 1.0]
+        >>> auto = tb.create("uw", tasks={"depth": "regression", "seg": "classification"})
+        >>> _ = auto({"depth": x[0], "seg": x[1]})  # starts at σ² = L and 2L
+        >>> [round(float(v) ** 2, 4) for v in auto.sigma.values()]
+        [2.0, 8.0]
     """
 
     factor: Tensor
     sign_rule = "positive"
     sign_reason = _POSITIVE_REASON
 
-    def __init__(self, tasks: TaskSpec, init: float = 0.0, **kw: Any) -> None:
+    def __init__(self, tasks: TaskSpec, init: Init = "auto", **kw: Any) -> None:
         super().__init__(tasks, **kw)
-        self.log_vars = nn.Parameter(torch.full((self.num_tasks,), self._number("init", init)))
+        self.log_vars = nn.Parameter(torch.tensor(self._init_values(init)))
         factor = [0.5 if t == "regression" else 1.0 for t in self.task_types]
         self.register_buffer("factor", torch.tensor(factor))
 
+    def _param(self) -> nn.Parameter:
+        return self.log_vars
+
+    def _optimum(self, loss: float, task: int) -> float:
+        return math.log(max(2 * float(self.factor[task]) * loss, MIN_VARIANCE))
+
     def _combine(self, losses: Tensor, idx: Tensor | slice) -> tuple[Tensor, Tensor]:
+        self._start(losses, idx)
         terms, w = uw_terms(losses, self._take(self.log_vars, idx), self._take(self.factor, idx))
         return terms.sum(), w
 
@@ -157,7 +254,7 @@ class UncertaintyWeighting(Balancer):
 
 
 @register("uw-simplified", "uncertainty-simplified")
-class UncertaintySimplified(Balancer):
+class UncertaintySimplified(LearnedScales):
     r"""The common code form of uncertainty weighting: :math:`\sum_i e^{-s_i} L_i + s_i`.
 
     Same for every task type; at the optimum s = log L (σ² = L), twice the weight of
@@ -166,11 +263,11 @@ class UncertaintySimplified(Balancer):
 
     Args:
         tasks: see :class:`~taskbalance.Balancer`.
-        init: initial s (default 0).
+        init: ``"auto"`` (default: s = log L of the first loss) or the initial s.
 
     Example:
         >>> import torch, taskbalance as tb
-        >>> b = tb.create("uw-simplified", tasks=2)
+        >>> b = tb.create("uw-simplified", tasks=2, init=0.0)
         >>> x = torch.tensor([2.0, 4.0], requires_grad=True)
         >>> b([x[0], x[1]])
         tensor(6., grad_fn=<SumBackward0>)
@@ -179,11 +276,18 @@ class UncertaintySimplified(Balancer):
     sign_rule = "positive"
     sign_reason = _POSITIVE_REASON
 
-    def __init__(self, tasks: TaskSpec, init: float = 0.0, **kw: Any) -> None:
+    def __init__(self, tasks: TaskSpec, init: Init = "auto", **kw: Any) -> None:
         super().__init__(tasks, **kw)
-        self.log_vars = nn.Parameter(torch.full((self.num_tasks,), self._number("init", init)))
+        self.log_vars = nn.Parameter(torch.tensor(self._init_values(init)))
+
+    def _param(self) -> nn.Parameter:
+        return self.log_vars
+
+    def _optimum(self, loss: float, task: int) -> float:
+        return math.log(max(loss, MIN_VARIANCE))
 
     def _combine(self, losses: Tensor, idx: Tensor | slice) -> tuple[Tensor, Tensor]:
+        self._start(losses, idx)
         terms, w = uw_simplified_terms(losses, self._take(self.log_vars, idx))
         return terms.sum(), w
 
@@ -197,7 +301,7 @@ class UncertaintySimplified(Balancer):
 
 
 @register("uw-revised", "liebel", "revised-uncertainty")
-class UncertaintyRevised(Balancer):
+class UncertaintyRevised(LearnedScales):
     r"""Liebel & Körner's revised uncertainty weighting (2018).
 
     .. math::
@@ -209,13 +313,19 @@ class UncertaintyRevised(Balancer):
     weight 1/(2σ²) ≈ 1/(L + 2) for large L and ≈ 1/√(2L) for small L: it does *not*
     recover the noise variance, and it caps the up-weighting of near-zero losses.
 
+    Learned as s = log σ² (``log_vars``), like the other forms: an optimiser step then
+    changes σ² by a factor, so σ follows a loss of any scale at the same pace (σ itself,
+    the paper code's parameter, moves by fixed amounts: slow at σ = 70, unstable at
+    σ = 0.08). A checkpoint with the former ``sigma_param`` loads (converted).
+
     Args:
         tasks: see :class:`~taskbalance.Balancer`.
-        init: initial σ (default 1, as in the paper's code).
+        init: ``"auto"`` (default: σ² at its optimum for the first loss), or the initial
+            σ (one number, a mapping or a sequence; the paper's code uses 1).
 
     Example:
         >>> import torch, taskbalance as tb
-        >>> b = tb.create("uw-revised", tasks=1)
+        >>> b = tb.create("uw-revised", tasks=1, init=1.0)
         >>> b([torch.tensor(2.0, requires_grad=True)])  # ½·2 + log 2
         tensor(1.6931, grad_fn=<SumBackward0>)
     """
@@ -226,20 +336,37 @@ class UncertaintyRevised(Balancer):
         "L < 0; shift the loss to be non-negative."
     )
 
-    def __init__(self, tasks: TaskSpec, init: float = 1.0, **kw: Any) -> None:
+    def __init__(self, tasks: TaskSpec, init: Init = "auto", **kw: Any) -> None:
         super().__init__(tasks, **kw)
-        if self._number("init", init) == 0:
-            raise ValueError("uw-revised: init (σ) must be non-zero: the weight 1/(2σ²) is infinite at 0")
-        self.sigma_param = nn.Parameter(torch.full((self.num_tasks,), float(init)))
+
+        def from_sigma(sigma: float) -> float:
+            if sigma == 0:
+                raise ValueError("uw-revised: init (σ) must be non-zero: the weight 1/(2σ²) is infinite at 0")
+            return math.log(sigma * sigma)
+
+        self.log_vars = nn.Parameter(torch.tensor(self._init_values(init, from_sigma)))
+
+    def _param(self) -> nn.Parameter:
+        return self.log_vars
+
+    def _optimum(self, loss: float, task: int) -> float:
+        return math.log(max(revised_optimum(loss), MIN_VARIANCE))
 
     def _combine(self, losses: Tensor, idx: Tensor | slice) -> tuple[Tensor, Tensor]:
-        terms, w = uw_revised_terms(losses, self._take(self.sigma_param, idx))
+        self._start(losses, idx)
+        terms, w = uw_revised_log_terms(losses, self._take(self.log_vars, idx))
         return terms.sum(), w
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any, **kw: Any) -> None:
+        old = state_dict.pop(prefix + "sigma_param", None)  # written before log_vars: σ itself
+        if old is not None and prefix + "log_vars" not in state_dict:
+            state_dict[prefix + "log_vars"] = torch.log((old * old).clamp(min=MIN_VARIANCE))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kw)
 
     @property
     def sigma(self) -> dict[str, Tensor]:
-        """Learned σ by task (detached, as |σ|)."""
-        return dict(zip(self.task_names, self.sigma_param.detach().abs().unbind()))
+        """Learned σ by task (detached)."""
+        return dict(zip(self.task_names, torch.exp(0.5 * self.log_vars.detach()).unbind()))
 
     def _stats(self) -> dict[str, Tensor]:
         return {f"sigma/{n}": v for n, v in self.sigma.items()}
@@ -298,9 +425,10 @@ class DynamicWeightedLoss(nn.Module):
         }[form]
         # Validation and weight bookkeeping are the balancer's; it is kept out of the
         # module tree so that the state dict holds only ``params``, like the snippet's.
-        inner = cls(dict(zip(names, types)))
+        inner = cls(dict(zip(names, types)), init=1.0 if form == "revised" else 0.0)
         object.__setattr__(self, "_inner", inner)
-        self.params = nn.Parameter(next(inner.parameters()).detach().clone())
+        # the snippet's parameters: log-variances at 0, or σ at 1 for the revised form
+        self.params = nn.Parameter(torch.full((num,), 1.0 if form == "revised" else 0.0))
         self._weights = torch.empty(0)
 
     def forward(self, *losses: Tensor) -> Tensor:
