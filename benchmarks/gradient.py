@@ -34,6 +34,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from readme_block import copy_to_readme
 from torch import nn
 
 import taskbalance as tb
@@ -327,16 +328,7 @@ def main() -> None:
         with open(args.out, "w") as f:
             f.write(text + "\n")
     if args.readme:
-        copy_to_readme(text + "\n")
-
-
-def copy_to_readme(text: str) -> None:
-    """Put ``text`` between README's gradient markers (tests/test_readme_numbers.py checks it)."""
-    readme = Path(__file__).resolve().parents[1] / "README.md"
-    old = readme.read_text()
-    start, end = "<!-- gradient:start -->\n", "<!-- gradient:end -->"
-    head, rest = old.split(start, 1)
-    readme.write_text(head + start + text + end + rest.split(end, 1)[1])
+        copy_to_readme(text + "\n", "gradient")
 
 
 if __name__ == "__main__":

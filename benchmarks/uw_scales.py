@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from readme_block import copy_to_readme
 from torch import nn
 
 import taskbalance as tb
@@ -149,11 +150,7 @@ def main() -> None:
     if args.out:
         Path(args.out).write_text(text)
     if args.readme:
-        readme = Path(__file__).resolve().parents[1] / "README.md"
-        old = readme.read_text()
-        begin, end = "<!-- uwscales:start -->\n", "<!-- uwscales:end -->"
-        head, rest = old.split(begin, 1)
-        readme.write_text(head + begin + text + end + rest.split(end, 1)[1])
+        copy_to_readme(text, "uwscales")
 
 
 if __name__ == "__main__":

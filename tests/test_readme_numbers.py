@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -25,3 +26,19 @@ def test_readme_block_is_the_results_file(marker: str) -> None:
     command = f"python benchmarks/{script} --out benchmarks/results/{file} --readme"
     results = (ROOT / "benchmarks" / "results" / file).read_text()
     assert block.strip() == results.strip(), f"README's {marker} block differs from {file}: run `{command}`"
+
+
+def test_method_pages_quote_the_full_step_ratio_of_the_results_file() -> None:
+    results = (ROOT / "benchmarks" / "results" / "gradient.md").read_text()
+    section = results[results.index("(c) full training step") :]
+    ratios = dict(re.findall(r"^\| ([a-z-]+) \| ([0-9.]+) \|", section, flags=re.M))
+    sentence = re.compile(r"`benchmarks/gradient.py`\): \*\*([0-9.]+)×\*\* the plain sum")
+    checked = 0
+    for name, ratio in ratios.items():
+        page = ROOT / "docs" / "methods" / f"{name}.md"
+        if not page.is_file():
+            continue
+        quoted = sentence.findall(page.read_text())
+        assert quoted == [ratio], f"docs/methods/{name}.md quotes {quoted}, the results file says {ratio}"
+        checked += 1
+    assert checked >= 13

@@ -118,7 +118,10 @@ def test_dynamic_weighted_loss_matches_balancer(form: str, name: str) -> None:
     a = crit(x[0] * 1, x[1] * 1)
     b = bal([x[0] * 1, x[1] * 1])
     torch.testing.assert_close(a, b)
-    torch.testing.assert_close(crit.weights, torch.stack(list(bal.weights.values())))
+    torch.testing.assert_close(
+        torch.stack(list(crit.weights.values())), torch.stack(list(bal.weights.values()))
+    )
+    assert list(crit.weights) == list(bal.weights) == ["0", "1"]
     a.backward()
     assert crit.params.grad is not None and bool((crit.params.grad != 0).all())
     assert list(crit.state_dict()) == ["params"]
@@ -229,3 +232,39 @@ def test_auto_init_happens_once_per_task_and_survives_a_checkpoint() -> None:
     again.load_state_dict(b.state_dict())
     again({"a": x[0] * 100, "b": x[1] * 100})
     torch.testing.assert_close(again.log_vars.detach(), b.log_vars.detach())
+
+
+def test_automatic_weighted_loss_is_the_revised_snippet() -> None:
+    """The widely copied class: σ at 1, 0.5/σ²·L + log(1 + σ²), and its constructor names."""
+    for kw in ({"num": 3}, {"num_losses": 3}, {"num_tasks": 3}):
+        awl = tb.AutomaticWeightedLoss(**kw)
+        assert awl.params.shape == (3,) and torch.equal(awl.params.detach(), torch.ones(3))
+    awl = tb.AutomaticWeightedLoss(2)
+    losses = [torch.tensor(2.0, requires_grad=True), torch.tensor(4.0, requires_grad=True)]
+    snippet = sum(
+        0.5 / awl.params[i] ** 2 * loss + torch.log(1 + awl.params[i] ** 2) for i, loss in enumerate(losses)
+    )
+    torch.testing.assert_close(awl(*losses), snippet)
+    assert set(awl.sigma) == {"0", "1"} and awl.param_groups(lr=0.1)[0]["weight_decay"] == 0.0
+    with pytest.raises(TypeError, match="once"):
+        tb.DynamicWeightedLoss(num=2, num_tasks=2)
+
+
+def test_parameters_in_no_optimiser_are_reported_once() -> None:
+    b = tb.create("uw", tasks=2)
+    model = torch.nn.Linear(2, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)  # the balancer's group forgotten
+    x = torch.ones(4, 2)
+    with pytest.warns(RuntimeWarning, match=r"uw: its parameters received gradients for 100 steps"):
+        for _ in range(2 * b.STALL_CHECK):
+            opt.zero_grad()
+            out = model(x)
+            b.backward([out[:, 0].pow(2).mean() + 1, out[:, 1].pow(2).mean() + 1])
+            opt.step()
+    trained = tb.create("uw", tasks=2)
+    opt = torch.optim.Adam([*model.parameters(), *trained.param_groups(lr=0.1)[0]["params"]])
+    for _ in range(2 * trained.STALL_CHECK):  # in the optimiser: no warning (warnings are errors here)
+        opt.zero_grad()
+        out = model(x)
+        trained.backward([out[:, 0].pow(2).mean() + 1, out[:, 1].pow(2).mean() + 1])
+        opt.step()

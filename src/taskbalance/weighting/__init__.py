@@ -8,6 +8,7 @@ from .imtl_l import IMTLL
 from .rlw import RLW
 from .stch import STCH
 from .uncertainty import (
+    AutomaticWeightedLoss,
     DynamicWeightedLoss,
     UncertaintyRevised,
     UncertaintySimplified,
@@ -18,6 +19,7 @@ from .uw_so import UWSO
 __all__ = [
     "DWA",
     "DynamicWeightedLoss",
+    "AutomaticWeightedLoss",
     "Equal",
     "FAMO",
     "Geometric",

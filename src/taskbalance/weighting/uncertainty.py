@@ -29,6 +29,7 @@ the second line as a statement of its own, and every σ grows without bound.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -43,6 +44,7 @@ __all__ = [
     "UncertaintySimplified",
     "UncertaintyRevised",
     "DynamicWeightedLoss",
+    "AutomaticWeightedLoss",
     "uw_terms",
     "uw_simplified_terms",
     "uw_revised_terms",
@@ -162,8 +164,37 @@ class LearnedScales(Balancer):
         """The parameter's optimum for a fixed ``loss`` of task ``task``."""
         raise NotImplementedError
 
+    #: every this many training steps, check that the parameters move
+    STALL_CHECK = 100
+    _steps_seen = 0
+    _stall_snapshot: Tensor | None = None
+    _stall_warned = False
+
+    def _check_moving(self) -> None:
+        """Warn once if the parameters had gradients but did not change over the last
+        :attr:`STALL_CHECK` steps: they are probably in no optimiser (σ stays put).
+        One host read every :attr:`STALL_CHECK` steps; skipped under torch.compile."""
+        if self._stall_warned or torch.compiler.is_compiling():
+            return
+        self._steps_seen += 1
+        if self._steps_seen % self.STALL_CHECK:
+            return
+        param = self._param()
+        snapshot, self._stall_snapshot = self._stall_snapshot, param.detach().clone()
+        if snapshot is not None and param.grad is not None and torch.equal(snapshot, param.detach()):
+            self._stall_warned = True
+            warnings.warn(
+                f"{self.name}: its parameters received gradients for {self.STALL_CHECK} steps without "
+                "changing: are they in the optimiser? Add *balancer.param_groups(lr=0.1, betas=(0.9, "
+                "0.99)) to its parameter groups",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+
     def _start(self, losses: Tensor, idx: Tensor | slice) -> None:
         """Set the parameter of each task seen for the first time to its optimum."""
+        if self._updating():
+            self._check_moving()
         if all(self._initialized) or not self._updating():
             return
         positions = list(range(self.num_tasks)) if isinstance(idx, slice) else idx.tolist()
@@ -406,11 +437,20 @@ class DynamicWeightedLoss(nn.Module):
 
     def __init__(
         self,
-        num: int = 2,
+        num: int | None = None,
         form: Form = "simplified",
         task_types: list[str] | tuple[str, ...] | None = None,
+        *,
+        num_losses: int | None = None,
+        num_tasks: int | None = None,
     ) -> None:
         super().__init__()
+        given = [n for n in (num, num_losses, num_tasks) if n is not None]
+        if len(given) > 1:
+            raise TypeError(
+                f"{type(self).__name__}: give the number of losses once (num=, num_losses= or num_tasks=)"
+            )
+        num = given[0] if given else 2
         if form not in ("simplified", "uw", "revised"):
             raise ValueError(f"form must be 'simplified', 'uw' or 'revised', got {form!r}")
         names, _ = parse_tasks(num)
@@ -429,6 +469,7 @@ class DynamicWeightedLoss(nn.Module):
         object.__setattr__(self, "_inner", inner)
         # the snippet's parameters: log-variances at 0, or σ at 1 for the revised form
         self.params = nn.Parameter(torch.full((num,), 1.0 if form == "revised" else 0.0))
+        self._names = names
         self._weights = torch.empty(0)
 
     def forward(self, *losses: Tensor) -> Tensor:
@@ -452,6 +493,37 @@ class DynamicWeightedLoss(nn.Module):
         return terms.sum()
 
     @property
-    def weights(self) -> Tensor:
-        """Weights used in the last call, in order (detached)."""
-        return self._weights
+    def weights(self) -> dict[str, Tensor]:
+        """Weights used in the last call, by task ``"0"``, ``"1"``, ... (detached), as
+        every balancer's :attr:`~taskbalance.Balancer.weights`."""
+        return dict(zip(self._names, self._weights.unbind()))
+
+    @property
+    def sigma(self) -> dict[str, Tensor]:
+        """Learned σ by task (detached): ``exp(p/2)``, or ``|p|`` for the revised form."""
+        p = self.params.detach()
+        return dict(zip(self._names, (p.abs() if self.form == "revised" else torch.exp(0.5 * p)).unbind()))
+
+    def param_groups(self, lr: float = 1e-2, **options: Any) -> list[dict[str, Any]]:
+        """One optimiser group for ``params``, weight decay 0 (as every balancer's)."""
+        return [{"params": [self.params], "lr": lr, **options, "weight_decay": 0.0}]
+
+
+class AutomaticWeightedLoss(DynamicWeightedLoss):
+    r"""The snippet's ``AutomaticWeightedLoss``: :class:`DynamicWeightedLoss` in the
+    revised form, :math:`\sum_i \frac{1}{2p_i^2} L_i + \log(1 + p_i^2)`, ``params``
+    (σ) initialised to 1, and the constructor keywords copies use (``num``,
+    ``num_losses``, ``num_tasks``).
+
+    Example:
+        >>> import torch
+        >>> from taskbalance import AutomaticWeightedLoss
+        >>> awl = AutomaticWeightedLoss(num_tasks=2)
+        >>> awl(torch.tensor(2.0, requires_grad=True), torch.tensor(4.0, requires_grad=True))
+        tensor(4.3863, grad_fn=<SumBackward0>)
+    """
+
+    def __init__(
+        self, num: int | None = None, *, num_losses: int | None = None, num_tasks: int | None = None
+    ) -> None:
+        super().__init__(num, form="revised", num_losses=num_losses, num_tasks=num_tasks)

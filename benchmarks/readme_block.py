@@ -1,0 +1,16 @@
+"""Put a benchmark's result into README.md between its markers (tests/test_readme_numbers.py
+checks that the README and the committed results file agree)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def copy_to_readme(text: str, marker: str) -> None:
+    """Replace what is between ``<!-- marker:start -->`` and ``<!-- marker:end -->``."""
+    old = README.read_text()
+    start, end = f"<!-- {marker}:start -->\n", f"<!-- {marker}:end -->"
+    head, rest = old.split(start, 1)
+    README.write_text(head + start + text + end + rest.split(end, 1)[1])
