@@ -257,15 +257,22 @@ def test_min_norm_matches_the_brute_force_minimum() -> None:
 
 @pytest.mark.parametrize("normalization", ["l2", "loss", "loss+"])
 def test_mgda_normalizations_take_the_min_norm_point_of_the_scaled_gradients(normalization: str) -> None:
+    """apply_to="normalized": d is the min-norm point of the normalised gradients; the
+    default, as in the MGDA-UB code (train_multi_task.py: scale[t] = sol[t], then
+    scale[t] * loss_t), puts the same solution on the raw gradients."""
     jac = cases(torch.float64)["scales-1e6"]
     losses = torch.tensor([0.5, 2.0, 3.0, 4.0], dtype=torch.float64)
-    b = tb.create("mgda", tasks=4, normalization=normalization)
-    d, _ = b.aggregate(jac, losses)  # type: ignore[attr-defined]
     norms = jac.norm(dim=1)
     scale = {"l2": 1 / norms, "loss": 1 / losses, "loss+": 1 / (losses * norms)}[normalization]
     scaled = scale[:, None] * jac
-    want = min_norm_weights(scaled @ scaled.T) @ scaled
-    torch.testing.assert_close(d, want, rtol=1e-6, atol=1e-9)
+    sol = min_norm_weights(scaled @ scaled.T)
+    b = tb.create("mgda", tasks=4, normalization=normalization, apply_to="normalized")
+    d, _ = b.aggregate(jac, losses)  # type: ignore[attr-defined]
+    torch.testing.assert_close(d, sol @ scaled, rtol=1e-6, atol=1e-9)
+    original = tb.create("mgda", tasks=4, normalization=normalization)
+    d, w = original.aggregate(jac, losses)  # type: ignore[attr-defined]
+    torch.testing.assert_close(w, sol, rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(d, sol @ jac, rtol=1e-6, atol=1e-9)
     if normalization != "l2":
         with pytest.raises(tb.InvalidLossError, match="divides gradients by the loss"):
             b.backward(

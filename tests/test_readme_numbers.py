@@ -14,6 +14,7 @@ BLOCKS = {
     # writes both
     "gradient": ("gradient.md", "gradient.py"),
     "uwscales": ("uw_scales.md", "uw_scales.py"),
+    "nashtoy": ("nash_toy_steps.md", "nash_toy_steps.py"),
 }
 
 

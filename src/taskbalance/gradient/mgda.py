@@ -29,7 +29,11 @@ class MGDA(GramianBalancer):
     with :math:`\tilde g_i = g_i / n_i` normalised by ``normalization``: ``"none"``
     (:math:`n_i = 1`, default, the pure min-norm point), ``"l2"`` (:math:`\|g_i\|`),
     ``"loss"`` (:math:`L_i`) or ``"loss+"`` (:math:`L_i\|g_i\|`), the options of the
-    MGDA-UB code. d has a non-negative inner product with every :math:`\tilde g_i`
+    MGDA-UB code (Sener & Koltun's ``gradient_normalizers``). As in that code, the
+    solved :math:`w^\star` then scales the *raw* losses, :math:`d = \sum_i w_i^\star g_i`
+    (``apply_to="losses"``, default); ``apply_to="normalized"`` gives the min-norm point
+    of the normalised gradients, :math:`\sum_i w_i^\star \tilde g_i`, instead (the two
+    coincide for ``"none"``). d has a non-negative inner product with every :math:`\tilde g_i`
     (a common descent direction; d = 0 at a Pareto-stationary point). Given
     ``features=``, this is MGDA-UB: the min-norm problem on the gradients of the
     shared representation. The solver is exact (closed form for two tasks, an
@@ -38,6 +42,7 @@ class MGDA(GramianBalancer):
     Args:
         tasks: see :class:`~taskbalance.Balancer`.
         normalization: see above.
+        apply_to: ``"losses"`` (default, the MGDA-UB code) or ``"normalized"``.
 
     Example:
         >>> import torch, taskbalance as tb
@@ -48,11 +53,20 @@ class MGDA(GramianBalancer):
         tensor([0., 0.])
     """
 
-    def __init__(self, tasks: TaskSpec, normalization: Normalization = "none", **kw: Any) -> None:
+    def __init__(
+        self,
+        tasks: TaskSpec,
+        normalization: Normalization = "none",
+        apply_to: Literal["losses", "normalized"] = "losses",
+        **kw: Any,
+    ) -> None:
         super().__init__(tasks, **kw)
         if normalization not in ("none", "l2", "loss", "loss+"):
             raise ValueError(f"normalization must be 'none', 'l2', 'loss' or 'loss+', got {normalization!r}")
+        if apply_to not in ("losses", "normalized"):
+            raise ValueError(f"mgda: apply_to must be 'losses' or 'normalized', got {apply_to!r}")
         self.normalization = normalization
+        self.apply_to = apply_to
         if normalization in ("loss", "loss+"):
             self.sign_rule = "positive"
             self.sign_reason = f"normalization={normalization!r} divides gradients by the loss."
@@ -67,7 +81,7 @@ class MGDA(GramianBalancer):
         if self.normalization in ("loss", "loss+"):
             scale = scale / losses
         w = min_norm_weights(scale[:, None] * gramian * scale[None, :])
-        return w * scale
+        return w if self.apply_to == "losses" else w * scale
 
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, normalization={self.normalization!r}"
+        return f"{super().extra_repr()}, normalization={self.normalization!r}, apply_to={self.apply_to!r}"
