@@ -18,10 +18,9 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from pathlib import Path
 
 import torch
-from readme_block import copy_to_readme
+from readme_block import publish
 
 import taskbalance as tb
 from taskbalance.bench.toy import SHIFT, STARTS, toy_losses
@@ -68,11 +67,7 @@ def main() -> None:
             f"| {start} | {r['slowest/first']:.2f} | {r['stationarity']:.1e} | {r['max weight']:.3g} |"
         )
     text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text)
-    if args.readme:
-        copy_to_readme(text, "nashtoy")
+    publish(text, args.out, args.readme, "nashtoy")
 
 
 if __name__ == "__main__":

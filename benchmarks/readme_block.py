@@ -14,3 +14,12 @@ def copy_to_readme(text: str, marker: str) -> None:
     start, end = f"<!-- {marker}:start -->\n", f"<!-- {marker}:end -->"
     head, rest = old.split(start, 1)
     README.write_text(head + start + text + end + rest.split(end, 1)[1])
+
+
+def publish(text: str, out: str | None, readme: bool, marker: str) -> None:
+    """Print ``text``, write it to ``out`` if given, and into the README if asked."""
+    print(text)
+    if out:
+        Path(out).write_text(text)
+    if readme:
+        copy_to_readme(text, marker)

@@ -19,11 +19,10 @@ import argparse
 import math
 import statistics
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from readme_block import copy_to_readme
+from readme_block import publish
 from torch import nn
 
 import taskbalance as tb
@@ -146,11 +145,7 @@ def main() -> None:
         )
         lines.append(f"| `{row}` | {statistics.mean(acc):.3f} ± {statistics.stdev(acc):.3f} | {b} |")
     text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text)
-    if args.readme:
-        copy_to_readme(text, "uwscales")
+    publish(text, args.out, args.readme, "uwscales")
 
 
 if __name__ == "__main__":
