@@ -30,6 +30,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
+from .absent import track
 from .distributed import active_group, broadcast_seed, global_losses
 
 __all__ = [
@@ -444,7 +445,28 @@ class Balancer(nn.Module):
         self.skipped = not self._validate_values(names, values.detach())
         if self.skipped:
             return None
+        if torch.is_grad_enabled() and not torch.compiler.is_compiling() and self._per_task_parameters():
+            self._note_present(names)
         return names, values, idx
+
+    #: tasks present in a training call since the per-task parameters were last stepped
+    #: (None: all of them, or no call yet); see :mod:`taskbalance.absent`
+    _present_since_step: Tensor | None = None
+
+    def _per_task_parameters(self) -> list[nn.Parameter]:
+        """The method's own parameters with one entry per task (first dimension K)."""
+        return [p for p in self.parameters(recurse=False) if p.ndim >= 1 and p.shape[0] == self.num_tasks]
+
+    def _note_present(self, names: Sequence[str]) -> None:
+        """Record the tasks of this training call, so that an optimiser step leaves the
+        parameters of the tasks absent from every call since the last one where they were."""
+        mask = torch.zeros(self.num_tasks, dtype=torch.bool)  # on the host: no device sync
+        mask[[self._position[n] for n in names]] = True
+        if self._present_since_step is None:
+            track(self)
+            self._present_since_step = mask
+        else:
+            self._present_since_step = self._present_since_step | mask
 
     # ----------------------------------------------------------------- compute
     def _combine(self, losses: Tensor, idx: Tensor | slice) -> tuple[Tensor, Tensor]:

@@ -71,7 +71,12 @@ class GradNorm(GradientBalancer):
         if self._updating():
             with torch.no_grad():
                 w = self.weights_param
-                w.clamp_(min=1e-3).mul_(self.num_tasks / w.sum())
+                if isinstance(idx, slice):
+                    w.clamp_(min=1e-3).mul_(self.num_tasks / w.sum())
+                else:  # renormalise the present tasks only: an absent task's weight stays put
+                    present = w[idx].clamp(min=1e-3)
+                    rest = w.sum() - w[idx].sum()
+                    w[idx] = present * ((self.num_tasks - rest).clamp(min=1e-3) / present.sum())
         weights = self._take(self.weights_param, idx).to(losses.dtype)
         return weights * losses, None
 
