@@ -3,6 +3,7 @@ Multi-Objective Optimization", ICML 2024)."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -85,6 +86,8 @@ class STCH(Balancer):
     def _combine(self, losses: Tensor, idx: Tensor | slice) -> tuple[Tensor, Tensor]:
         logs = torch.log(losses)
         if self.epoch < self.warmup_epochs:
+            if self.epoch == 0 and self._updating() and not torch.compiler.is_compiling():
+                self._warn_if_no_epoch_closes()
             if self.epoch == self.warmup_epochs - 1 and self._updating():
                 self.nadir_sum[idx] += losses.detach().to(self.nadir_sum.dtype)
                 self.nadir_count[idx] += 1
@@ -94,6 +97,24 @@ class STCH(Balancer):
         total = k * self.mu * torch.logsumexp(u, dim=0)
         w = k * torch.softmax(u.detach(), dim=0) / losses.detach()
         return total, w
+
+    #: training steps without any epoch_end() after which STCH warns, once, that it is
+    #: still in its warm-up (an epoch of more steps than this is rare)
+    EPOCH_WARNING_STEPS = 50_000
+    _steps_in_first_epoch = 0
+    _warned_epochs = False
+
+    def _warn_if_no_epoch_closes(self) -> None:
+        self._steps_in_first_epoch += 1
+        if self._steps_in_first_epoch == self.EPOCH_WARNING_STEPS and not self._warned_epochs:
+            self._warned_epochs = True
+            warnings.warn(
+                f"stch: {self.EPOCH_WARNING_STEPS} training steps and no epoch_end(): STCH is still in its "
+                f"warm-up of {self.warmup_epochs} epochs and trains on the sum of log losses. Call "
+                "balancer.epoch_end() at the end of each epoch, or pass nadir= to skip the warm-up",
+                RuntimeWarning,
+                stacklevel=4,
+            )
 
     def epoch_end(self) -> None:
         """Count the epoch; at the end of the warm-up, fix the nadir point.
