@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["track"]
 
 _BALANCERS: weakref.WeakSet[Balancer] = weakref.WeakSet()
-_SAVED: dict[int, list[tuple[torch.nn.Parameter, Tensor, Tensor, Balancer]]] = {}
+_SAVED: dict[int, list[tuple[torch.nn.Parameter, list[int], Tensor]]] = {}
 _installed = False
 
 
@@ -46,25 +46,24 @@ def track(balancer: Balancer) -> None:
 
 
 def _before(optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+    pending = [b for b in list(_BALANCERS) if b._present_since_step is not None]
+    if not pending:  # the common case: no balancer trained since its last step
+        return
     stepped = {id(p) for group in optimizer.param_groups for p in group["params"]}
     saved = []
-    for b in list(_BALANCERS):
-        present = b._present_since_step
-        if present is None or bool(present.all()):
-            if present is not None and any(id(p) in stepped for p in b._per_task_parameters()):
-                b._present_since_step = None  # every task was present: a new window starts
+    for b in pending:
+        params = [p for p in b._per_task_parameters() if id(p) in stepped]
+        if not params:  # another optimiser: this window goes on
             continue
-        for p in b._per_task_parameters():
-            if id(p) in stepped:
-                absent = ~present.to(p.device)
-                saved.append((p, absent, p.detach().clone(), b))
+        absent = [j for j in range(b.num_tasks) if j not in b._present_since_step]  # type: ignore[operator]
+        b._present_since_step = None  # these parameters step now: a new window starts
+        if absent:
+            saved += [(p, absent, p.detach()[absent].clone()) for p in params]
     if saved:
         _SAVED[id(optimizer)] = saved
 
 
 def _after(optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
-    saved = _SAVED.pop(id(optimizer), [])
     with torch.no_grad():
-        for p, absent, before, b in saved:
-            p[absent] = before[absent]
-            b._present_since_step = None
+        for p, absent, before in _SAVED.pop(id(optimizer), []):
+            p[absent] = before

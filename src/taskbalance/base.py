@@ -277,17 +277,18 @@ class Balancer(nn.Module):
         what: str,
         default: float | None = None,
     ) -> list[float]:
-        """One number per declared task, from a mapping by task name, a sequence in
-        declared order, one number for every task, or ``default`` when ``values`` is None.
+        """One finite number per declared task, from a mapping by task name, a sequence
+        in declared order, one number for every task, or ``default`` when ``values`` is
+        None; NaN and infinite values are refused with the task's name.
         """
         k = self.num_tasks
         if values is None:
             if default is None:
                 raise ValueError(f"{what} must be given")
-            return [float(default)] * k
-        if isinstance(values, (int, float)) and not isinstance(values, bool):
-            return [float(values)] * k
-        if isinstance(values, Mapping):
+            out = [float(default)] * k
+        elif isinstance(values, (int, float)) and not isinstance(values, bool):
+            out = [float(values)] * k
+        elif isinstance(values, Mapping):
             missing = [n for n in self.task_names if n not in values]
             unknown = [n for n in values if n not in self._position]
             if missing or unknown:
@@ -295,20 +296,11 @@ class Balancer(nn.Module):
                     f"{what} must name exactly the tasks {list(self.task_names)}; missing {missing}, "
                     f"unknown {unknown}"
                 )
-            return [float(values[n]) for n in self.task_names]
-        out = [float(v) for v in values]  # type: ignore[union-attr]
-        if len(out) != k:
-            raise ValueError(f"got {len(out)} {what} for {k} tasks")
-        return out
-
-    def _per_task_finite(
-        self,
-        values: Mapping[str, float] | Sequence[float] | float | None,
-        what: str,
-        default: float | None = None,
-    ) -> list[float]:
-        """:meth:`_per_task`, refusing NaN and infinite values with the task's name."""
-        out = self._per_task(values, what, default)
+            out = [float(values[n]) for n in self.task_names]
+        else:
+            out = [float(v) for v in values]  # type: ignore[union-attr]
+            if len(out) != k:
+                raise ValueError(f"got {len(out)} {what} for {k} tasks")
         for n, v in zip(self.task_names, out):
             if not math.isfinite(v):
                 raise ValueError(
@@ -449,9 +441,9 @@ class Balancer(nn.Module):
             self._note_present(names)
         return names, values, idx
 
-    #: tasks present in a training call since the per-task parameters were last stepped
-    #: (None: all of them, or no call yet); see :mod:`taskbalance.absent`
-    _present_since_step: Tensor | None = None
+    #: positions of the tasks present in a training call since the per-task parameters
+    #: were last stepped (None: no call yet); see :mod:`taskbalance.absent`
+    _present_since_step: set[int] | None = None
 
     def _per_task_parameters(self) -> list[nn.Parameter]:
         """The method's own parameters with one entry per task (first dimension K)."""
@@ -460,13 +452,10 @@ class Balancer(nn.Module):
     def _note_present(self, names: Sequence[str]) -> None:
         """Record the tasks of this training call, so that an optimiser step leaves the
         parameters of the tasks absent from every call since the last one where they were."""
-        mask = torch.zeros(self.num_tasks, dtype=torch.bool)  # on the host: no device sync
-        mask[[self._position[n] for n in names]] = True
         if self._present_since_step is None:
             track(self)
-            self._present_since_step = mask
-        else:
-            self._present_since_step = self._present_since_step | mask
+            self._present_since_step = set()
+        self._present_since_step.update(self._position[n] for n in names)
 
     # ----------------------------------------------------------------- compute
     def _combine(self, losses: Tensor, idx: Tensor | slice) -> tuple[Tensor, Tensor]:
@@ -661,7 +650,7 @@ class Balancer(nn.Module):
         """Restore :meth:`get_extra_state` (copied: the balancer never shares a tensor
         with the state dict it was loaded from); the declared tasks and their types
         must match."""
-        state = _copied(state)
+        state = copy.deepcopy(state)
         if list(state["tasks"]) != list(self.task_names):
             raise ValueError(
                 f"state was saved for tasks {state['tasks']}, this balancer has {list(self.task_names)}"
@@ -686,14 +675,3 @@ class Balancer(nn.Module):
 
     def extra_repr(self) -> str:
         return f"tasks={list(self.task_names)}"
-
-
-def _copied(state: Any) -> Any:
-    """A copy of a nested state: tensors cloned, containers rebuilt, the rest as is."""
-    if isinstance(state, Tensor):
-        return state.detach().clone()
-    if isinstance(state, Mapping):
-        return {k: _copied(v) for k, v in state.items()}
-    if isinstance(state, (list, tuple)):
-        return type(state)(_copied(v) for v in state)
-    return state

@@ -159,22 +159,9 @@ def task_leaves(losses: Tensor, stop: Sequence[Any]) -> list[Tensor]:
         [1, 2]
     """
     stop_ids = {id(t) for t in stop}
-    stop_nodes = {t.grad_fn if isinstance(t, Tensor) else t.node for t in stop}
+    stop_nodes = {_node(t) for t in stop}
     stop_nodes.discard(None)
-    seen: set[Any] = set()
-    leaves: list[Tensor] = []
-    stack = [losses.grad_fn]
-    while stack:
-        node = stack.pop()
-        if node is None or node in seen or node in stop_nodes:
-            continue
-        seen.add(node)
-        var = getattr(node, "variable", None)
-        if var is not None:
-            if id(var) not in stop_ids:
-                leaves.append(var)
-            continue
-        stack.extend(n for n, _ in node.next_functions)
+    leaves = _leaves([losses.grad_fn], stop_nodes, stop_ids)
     leaves.reverse()
     return leaves
 
@@ -188,17 +175,29 @@ def leaves_behind(edges: Sequence[Any]) -> list[Tensor]:
         >>> sorted(p.numel() for p in leaves_behind([z]))  # the encoder's bias and weight
         [2, 4]
     """
+    return _leaves([_node(e) for e in edges], set(), set())
+
+
+def _node(t: Any) -> Any:
+    """The autograd node of a tensor or a ``GradientEdge``."""
+    return t.grad_fn if isinstance(t, Tensor) else t.node
+
+
+def _leaves(start: list[Any], stop_nodes: set[Any], stop_ids: set[int]) -> list[Tensor]:
+    """The leaves reached from ``start`` without entering ``stop_nodes`` or collecting a
+    tensor in ``stop_ids``, in the order of a depth-first walk."""
     seen: set[Any] = set()
     leaves: list[Tensor] = []
-    stack = [e.grad_fn if isinstance(e, Tensor) else e.node for e in edges]
+    stack = list(start)
     while stack:
         node = stack.pop()
-        if node is None or node in seen:
+        if node is None or node in seen or node in stop_nodes:
             continue
         seen.add(node)
         var = getattr(node, "variable", None)
         if var is not None:
-            leaves.append(var)
+            if id(var) not in stop_ids:
+                leaves.append(var)
             continue
         stack.extend(n for n, _ in node.next_functions)
     return leaves

@@ -85,7 +85,7 @@ class AlignedMTL(GramianBalancer):
         if scale_mode not in ("min", "median", "rmse"):
             raise ValueError(f"scale_mode must be 'min', 'median' or 'rmse', got {scale_mode!r}")
         self.scale_mode = scale_mode
-        values = self._per_task_finite(pref, "preference weights", default=1.0 / self.num_tasks)
+        values = self._per_task(pref, "preference weights", default=1.0 / self.num_tasks)
         self.register_buffer("pref", torch.tensor(values, dtype=torch.float64))
 
     def _weights(self, gramian: Tensor, losses: Tensor, idx: Tensor | slice) -> Tensor:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, ClassVar, Literal
 
 import torch
@@ -14,9 +14,8 @@ from ..base import Balancer, LossInput, TaskSpec
 from ..distributed import all_reduce_mean, gather_columns, is_initialized
 from ..jacobian import UnusedInputError, jacobian, leaves_behind, task_leaves, write_grads
 from ..monitor import gradient_stats
-from ..solvers._backend import out_dtype
 
-__all__ = ["GradientBalancer", "Mode", "row_norms"]
+__all__ = ["GradientBalancer", "Mode", "capped", "row_norms"]
 
 Mode = Literal["params", "features"]
 
@@ -97,7 +96,7 @@ class GradientBalancer(Balancer):
             raise ValueError(f"expected a Jacobian of shape ({self.num_tasks}, N), got {tuple(jac.shape)}")
         if losses is None:
             losses = torch.ones(self.num_tasks, dtype=jac.dtype, device=jac.device)
-        return self._aggregate(jac, losses, slice(None))
+        return self._aggregate_any(jac, losses, slice(None))
 
     # ------------------------------------------------------------------- step
     def backward(
@@ -256,10 +255,17 @@ class GradientBalancer(Balancer):
             return None
         if self._step_hooks:
             self._hook_jac = jac
-        if jac.dtype in (torch.float16, torch.bfloat16):  # aggregate half precision in float32
-            direction, weights = self._aggregate(jac.float(), losses, idx)
-            return direction.to(jac.dtype), weights
-        return self._aggregate(jac, losses, idx)
+        return self._aggregate_any(jac, losses, idx)
+
+    #: the dtype of the Jacobian being aggregated, the precision its entries really have
+    #: (Aligned-MTL's rank cut-off); set by :meth:`_aggregate_any`
+    _jac_dtype: torch.dtype = torch.float32
+
+    def _aggregate_any(self, jac: Tensor, losses: Tensor, idx: Tensor | slice) -> tuple[Tensor, Tensor]:
+        """:meth:`_aggregate` of a Jacobian of any dtype: a half-precision one is
+        aggregated in float32 and its direction returned in its own dtype."""
+        self._jac_dtype = jac.dtype
+        return in_float32(jac, lambda j: self._aggregate(j, losses, idx))
 
     def _aggregate_sharded(
         self, jac: Tensor, losses: Tensor, idx: Tensor | slice, group: Any, guard: bool
@@ -275,8 +281,27 @@ class GradientBalancer(Balancer):
         full = full / world
         if self._step_hooks:
             self._hook_jac = full
-        direction, weights = self._aggregate(full, losses, idx)
+        direction, weights = self._aggregate_any(full, losses, idx)
         return direction[offset : offset + n] * world, weights
+
+
+def in_float32(jac: Tensor, aggregate: Callable[[Tensor], tuple[Tensor, Tensor]]) -> tuple[Tensor, Tensor]:
+    """``aggregate(jac)``, with a float16 or bfloat16 ``jac`` promoted to float32 (weights
+    of a rank-deficient problem can exceed float16's range) and the direction returned
+    in ``jac``'s dtype."""
+    if jac.dtype not in (torch.float16, torch.bfloat16):
+        return aggregate(jac)
+    direction, weights = aggregate(jac.float())
+    return direction.to(jac.dtype), weights
+
+
+def capped(w: Tensor, gramian: Tensor, max_norm: float | None) -> Tensor:
+    """``w`` scaled down so that the direction Gᵀw, of norm √(wᵀMw), is at most
+    ``max_norm`` (``None``: ``w`` as is). Nash-MTL's and FairGrad's norm cap."""
+    if max_norm is None:
+        return w
+    dnorm = (w @ gramian @ w).clamp(min=0).sqrt()
+    return w * (max_norm / dnorm.clamp(min=torch.finfo(gramian.dtype).tiny)).clamp(max=1.0)
 
 
 def row_norms(jac: Tensor) -> Tensor:
@@ -345,8 +370,6 @@ class GramianBalancer(GradientBalancer):
     def _weights(self, gramian: Tensor, losses: Tensor, idx: Tensor | slice) -> Tensor:
         raise NotImplementedError
 
-    _jac_dtype: torch.dtype = torch.float32
-
     def _aggregate(self, jac: Tensor, losses: Tensor, idx: Tensor | slice) -> tuple[Tensor, Tensor]:
         return self._from_gramian(_gramian(jac), jac, losses, idx)
 
@@ -354,10 +377,8 @@ class GramianBalancer(GradientBalancer):
         self, gramian: Tensor, jac: Tensor, losses: Tensor, idx: Tensor | slice
     ) -> tuple[Tensor, Tensor]:
         """``(w @ jac, w)`` with the method's weights ``w`` for ``gramian``."""
-        self._jac_dtype = jac.dtype  # the precision the Gramian's entries really have
-        compute = out_dtype(jac.dtype)  # half-precision Jacobians: weights and sum in float32
-        w = self._weights(gramian, losses.to(torch.float64), idx).to(compute)
-        return (w @ jac.to(compute)).to(jac.dtype), w
+        w = self._weights(gramian, losses.to(torch.float64), idx).to(jac.dtype)
+        return w @ jac, w
 
     def _aggregate_sharded(
         self, jac: Tensor, losses: Tensor, idx: Tensor | slice, group: Any, guard: bool
@@ -370,7 +391,8 @@ class GramianBalancer(GradientBalancer):
         gramian /= dist.get_world_size(group) ** 2
         if guard and not bool(torch.isfinite(gramian).all()):
             return None
-        return self._from_gramian(gramian, jac, losses, idx)
+        self._jac_dtype = jac.dtype
+        return in_float32(jac, lambda j: self._from_gramian(gramian, j, losses, idx))
 
 
 def _gramian(jac: Tensor) -> Tensor:

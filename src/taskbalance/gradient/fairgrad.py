@@ -10,7 +10,7 @@ from torch import Tensor
 from ..base import TaskSpec
 from ..registry import register
 from ..solvers import bargaining_weights
-from .core import GramianBalancer
+from .core import GramianBalancer, capped
 
 __all__ = ["FairGrad"]
 
@@ -60,10 +60,7 @@ class FairGrad(GramianBalancer):
         else:
             w = bargaining_weights(gramian, alpha=self.alpha).to(gramian.dtype)
         w = k * w
-        if self.max_norm is not None:
-            dnorm = (w @ gramian @ w).clamp(min=0).sqrt()
-            w = w * (self.max_norm / dnorm.clamp(min=torch.finfo(gramian.dtype).tiny)).clamp(max=1.0)
-        return w
+        return capped(w, gramian, self.max_norm)
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, alpha={self.alpha}, max_norm={self.max_norm}"

@@ -56,7 +56,7 @@ class GradDrop(GradientBalancer):
         **kw: Any,
     ) -> None:
         super().__init__(tasks, **kw)
-        values = self._per_task_finite(leak, "leak values")
+        values = self._per_task(leak, "leak values")
         if not all(0 <= v <= 1 for v in values):
             raise ValueError(f"leak must give one value in [0, 1] per task, got {values}")
         self.register_buffer("leak", torch.tensor(values))

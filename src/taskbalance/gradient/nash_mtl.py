@@ -10,7 +10,7 @@ from torch import Tensor
 from ..base import TaskSpec
 from ..registry import register
 from ..solvers import bargaining_weights
-from .core import GramianBalancer
+from .core import GramianBalancer, capped
 
 __all__ = ["NashMTL"]
 
@@ -71,10 +71,7 @@ class NashMTL(GramianBalancer):
         if self._updating():
             self.step += 1
             self.alpha[idx] = alpha.to(self.alpha.dtype)
-        if self.max_norm is not None:
-            dnorm = (alpha @ gramian @ alpha).clamp(min=0).sqrt()
-            alpha = alpha * (self.max_norm / dnorm.clamp(min=torch.finfo(gramian.dtype).tiny)).clamp(max=1.0)
-        return alpha
+        return capped(alpha, gramian, self.max_norm)
 
     def _extra_state(self) -> dict[str, Any]:
         return {"step": self.step}

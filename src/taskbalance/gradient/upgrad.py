@@ -60,7 +60,7 @@ class UPGrad(GramianBalancer):
     ) -> None:
         super().__init__(tasks, **kw)
         self.reg = self._number("reg", reg, low=0)
-        values = self._per_task_finite(pref, "preference weights", default=1.0 / self.num_tasks)
+        values = self._per_task(pref, "preference weights", default=1.0 / self.num_tasks)
         self.register_buffer("pref", torch.tensor(values, dtype=torch.float64))
 
     def _weights(self, gramian: Tensor, losses: Tensor, idx: Tensor | slice) -> Tensor:

@@ -28,7 +28,7 @@ import numpy as np
 
 from ._backend import TOL, Array, Index, Mask, SolverError
 
-__all__ = ["QPResult", "solve_qp", "qp_residual", "primal_active_set", "Face"]
+__all__ = ["QPResult", "solve_qp", "qp_residual", "primal_active_set", "Face", "vertex"]
 
 #: primal-dual iterations before the primal active set takes over: the primal-dual
 #: method settles almost every problem in under 8, and a problem it has not settled by
@@ -224,6 +224,7 @@ def solve_qp(a: Array, b: Array, simplex: bool = False, tol: float = TOL) -> QPR
         x1, settled1 = _pdas_one(a, b, iters)
         if not settled1:
             x1 = _qp_primal(a, b, simplex, x1)
+        # qp_residual's arithmetic with fewer NumPy calls: at K = 3 the calls are the cost
         x1 = np.maximum(x1, 0.0)
         grad1 = a @ x1 + b
         on = x1 > 0
@@ -231,8 +232,7 @@ def solve_qp(a: Array, b: Array, simplex: bool = False, tol: float = TOL) -> QPR
         worst = res1 / max(
             float(np.abs(a).max()) * max(1.0, float(x1.max(initial=0.0))), float(np.abs(b).max()), 1e-300
         )
-        _certify(worst, tol)
-        return QPResult(x1, worst)
+        return _checked(x1, worst, tol)
     if b.ndim == 1:
         res = solve_qp(a if a.ndim == 2 else a[None], b[None], simplex, tol)
         return QPResult(res.x[0], res.residual)
@@ -244,19 +244,20 @@ def solve_qp(a: Array, b: Array, simplex: bool = False, tol: float = TOL) -> QPR
     x, _, settled = _pdas(a, b, simplex, iters, ainv)
     for i in zip(*np.nonzero(~settled)):
         x[i] = _qp_primal(a if a.ndim == 2 else a[i], b[i], simplex, x[i])
-    x = np.where(x > 0, x, 0.0)
-    grad = (a @ x[..., None])[..., 0] + b
-    residual = kkt_residual(grad, x, x > 0, simplex) / _qp_scale(np.broadcast_to(a, (*b.shape, k)), b, x)
-    worst = float(residual.max()) if residual.size else 0.0
-    _certify(worst, tol)
+    return _certified(a, b, x, simplex, tol)
+
+
+def _certified(a: Array, b: Array, x: Array, simplex: bool, tol: float) -> QPResult:
+    """``x`` clipped at 0 and its relative KKT residual, or :class:`SolverError`."""
+    x = np.maximum(x, 0.0)
+    residual = qp_residual(a, b, x, simplex)
+    return _checked(x, float(residual.max()) if residual.size else 0.0, tol)
+
+
+def _checked(x: Array, worst: float, tol: float) -> QPResult:
+    if not worst <= tol:
+        raise SolverError(f"QP solve failed its certificate: relative KKT residual {worst:.3g} > {tol:.0e}")
     return QPResult(x, worst)
-
-
-def _certify(residual: float, tol: float) -> None:
-    if not residual <= tol:
-        raise SolverError(
-            f"QP solve failed its certificate: relative KKT residual {residual:.3g} > {tol:.0e}"
-        )
 
 
 def _qp_primal(a: Array, b: Array, simplex: bool, guess: Array) -> Array:
@@ -272,15 +273,14 @@ def _qp_primal(a: Array, b: Array, simplex: bool, guess: Array) -> Array:
     start = np.maximum(guess, 0.0)
     if simplex:
         total = start.sum()
-        start = start / total if total > 0 else _start(np.diagonal(a) * 0.5 + b, simplex)
+        start = start / total if total > 0 else vertex(np.diagonal(a) * 0.5 + b)
     return primal_active_set(face, objective, start, simplex)
 
 
-def _start(vertex_values: Array, simplex: bool) -> Array:
-    """The primal active set's feasible start: 0, or the simplex's best vertex."""
-    x = np.zeros(vertex_values.shape[-1])
-    if simplex:
-        x[int(np.argmin(vertex_values))] = 1.0
+def vertex(values: Array) -> Array:
+    """The vertex of the simplex with the smallest value: the primal active set's start."""
+    x = np.zeros(values.shape[-1])
+    x[int(np.argmin(values))] = 1.0
     return x
 
 

@@ -6,7 +6,7 @@ import numpy as np
 from torch import Tensor
 
 from ._backend import TOL, Array, Mask, SolverError, check_gramian, from_host, regularised, to_host
-from .active_set import Face, kkt_residual, primal_active_set
+from .active_set import Face, kkt_residual, primal_active_set, vertex
 
 __all__ = ["cagrad_weights"]
 
@@ -78,7 +78,7 @@ def cagrad_weights(gramian: Tensor, c: float) -> Tensor:
         gw = float(w @ mw) ** 0.5
         return float(w @ q) + kappa * gw, q + (kappa / gw) * mw
 
-    w = primal_active_set(face, objective, _vertex(q + kappa * np.sqrt(np.diagonal(m))), simplex=True)
+    w = primal_active_set(face, objective, vertex(q + kappa * np.sqrt(np.diagonal(m))), simplex=True)
     w = np.maximum(w, 0.0)
     w /= w.sum()
     value, grad = objective(w)
@@ -100,10 +100,3 @@ def cagrad_weights(gramian: Tensor, c: float) -> Tensor:
     # (the dual may put its mass there, with κ/‖g_w‖ of order 1e6)
     weights = np.where(np.diagonal(g) == 0, 1.0 / k, weights)
     return from_host(weights, gramian)
-
-
-def _vertex(values: Array) -> Array:
-    """The simplex vertex with the smallest value."""
-    x = np.zeros(values.shape[-1])
-    x[int(np.argmin(values))] = 1.0
-    return x

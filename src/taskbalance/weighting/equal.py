@@ -74,7 +74,7 @@ class Static(Balancer):
         self, tasks: TaskSpec, weights: Mapping[str, float] | Sequence[float] | float, **kw: Any
     ) -> None:
         super().__init__(tasks, **kw)
-        values = self._per_task_finite(weights, "static weights")
+        values = self._per_task(weights, "static weights")
         for n, w in zip(self.task_names, values):
             if not (w >= 0 and w != float("inf")):
                 raise ValueError(f"static weight of task {n!r} must be finite and >= 0, got {w}")

@@ -75,7 +75,7 @@ class FAMO(Balancer):
         self.w_lr = self._number("w_lr", w_lr, low=0, open_low=True)
         self.gamma = self._number("gamma", gamma, low=0)
         self.eps = self._number("eps", eps, low=0, open_low=True)
-        bounds = self._per_task_finite(min_losses, "min_losses", default=0.0)
+        bounds = self._per_task(min_losses, "min_losses", default=0.0)
         if any(b != 0 for b in bounds):
             self.sign_rule = "any"  # the bound makes L - b the quantity that must be > 0
         self.register_buffer("min_losses", torch.tensor(bounds))

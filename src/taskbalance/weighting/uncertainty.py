@@ -154,7 +154,7 @@ class LearnedScales(Balancer):
         self._initialized = [not self._auto] * self.num_tasks
         if self._auto:
             return [0.0] * self.num_tasks
-        values = self._per_task_finite(init, "init")
+        values = self._per_task(init, "init")
         return [convert(v) for v in values] if convert is not None else values
 
     def _param(self) -> nn.Parameter:
