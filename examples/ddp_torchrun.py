@@ -82,6 +82,9 @@ def main() -> None:
             "balancer": balancer.state_dict(),
         }
         torch.save(state, args.checkpoint)
+    # Every rank waits here, so no rank tears the process group down while another
+    # still uses it (gloo may abort a rank that leaves first).
+    dist.barrier()
     dist.destroy_process_group()
 
 
