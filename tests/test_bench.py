@@ -63,7 +63,7 @@ def test_every_problem_runs_and_reports(full_run: Path) -> None:
 
 def test_plots_are_real_pngs(full_run: Path) -> None:
     pngs = sorted(full_run.glob("*.png"))
-    assert len(pngs) == 3 * len(PROBLEMS) + 1  # loss curves, weights, Δm% each; σ for noisy-tasks
+    assert len(pngs) == 3 * len(PROBLEMS) + 2  # loss curves, weights, Δm% each; σ for the noisy ones
     matplotlib_image = pytest.importorskip("matplotlib.image")
     for p in pngs:
         data = p.read_bytes()
@@ -201,6 +201,10 @@ def test_mmoe_synthetic_correlation_controls_how_related_the_tasks_are() -> None
         y1, y2 = train.y["t1"], train.y["t2"]
         corr.append(float(torch.corrcoef(torch.stack([y1, y2]))[0, 1]))
     assert corr[0] < corr[1] < corr[2] and corr[2] > 0.95 and abs(corr[0]) < 0.2
+    # At ρ = 1 the two targets differ by their noise only: std 0.01 each (the reference
+    # generator's), so y1 - y2 has std 0.01·√2.
+    train, _ = get_problem("mmoe-synthetic:1").load(quick=True)
+    assert float((train.y["t1"] - train.y["t2"]).std()) == pytest.approx(0.01 * 2**0.5, rel=0.1)
     with pytest.raises(ValueError, match=r"in \[-1, 1\]"):
         get_problem("mmoe-synthetic:2")
     with pytest.raises(ValueError, match="takes no parameter"):
@@ -241,3 +245,53 @@ def test_arch_is_refused_for_problems_with_their_own_model(
     assert "--arch applies to census and mmoe-synthetic" in capsys.readouterr().err
     with pytest.raises(ValueError, match="runs its own model only"):
         get_problem("qm9").model("mmoe")
+
+
+# ------------------------------------------------------------------ issue 14: default run
+def test_noisy_scales_separates_uncertainty_weighting_from_equal_weighting() -> None:
+    """The default problem is one where balancing matters: losses 10⁴ apart in scale.
+
+    Equal weighting lets the scale-1000 regression take the shared encoder, so the
+    scale-10 regression and the classifier fall far behind their single-task models;
+    uncertainty weighting fits all four and learns σ² ≈ each task's MSE (noise std 3, 30, 300
+    plus what the network has not fitted yet).
+    """
+    problem = get_problem("noisy-scales")
+    train, test = problem.load()
+    for task, scale in (("reg_3", 10), ("reg_30", 100), ("reg_300", 1000)):
+        assert 1 < float(train.y[task].std()) / scale < 3, task  # signal std 1-3 × the scale
+    from taskbalance.bench.runner import train_cell
+
+    equal = train_cell(problem, train, test, "equal", 0, problem.epochs)
+    uw = train_cell(problem, train, test, "uw", 0, problem.epochs)
+    assert uw["metrics"]["reg_3"] < 0.8 * equal["metrics"]["reg_3"]
+    assert uw["metrics"]["cls"] > equal["metrics"]["cls"] + 0.05
+    for task, true in (("reg_3", 3.0), ("reg_30", 30.0), ("reg_300", 300.0)):
+        assert true <= 1.02 * uw["sigma"][task] <= 1.3 * true, task
+        # σ² = MSE at the optimum; the test RMSE is measured on held-out data
+        assert uw["sigma"][task] == pytest.approx(uw["metrics"][task], rel=0.15), task
+
+
+def test_one_seed_shows_no_spread_and_says_why(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["bench", "--problems", "noisy-scales", "--methods", "equal,uw", "--quick", "--epochs", "1"]
+    assert main([*argv, "--seeds", "1", "--out", str(tmp_path / "one"), "--no-plots", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert " ± " not in out and "One seed: no seed spread" in out
+    report = (tmp_path / "one" / "report.md").read_text()
+    assert " ± " not in report.split("## noisy-scales")[1] and "One seed" in report
+    assert main([*argv, "--seeds", "2", "--out", str(tmp_path / "two"), "--no-plots", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert " ± " in out and "Over 2 seeds, larger than twice the seed spread" in out
+
+
+def test_separation_sentence_follows_its_rule() -> None:
+    from taskbalance.bench.report import separation
+
+    def res(**rows: tuple[float, float]) -> dict[str, object]:
+        methods = {m: {"delta_equal": {"mean": mean, "std": std}} for m, (mean, std) in rows.items()}
+        return {"seeds": 3, "methods": {"equal": {"delta_equal": {"mean": 0.0, "std": 0.0}}, **methods}}
+
+    sentence = separation(res(a=(-3.0, 1.4), b=(-3.0, 1.6), c=(0.0, 0.0), d=(5.0, 0.0)))
+    assert "better than equal weighting: a (-3.00);" in sentence
+    assert "worse: d (+5.00);" in sentence and "within the spread: b, c." in sentence
+    assert "equal" not in sentence.split(":", 1)[1].replace("equal weighting", "")

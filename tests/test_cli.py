@@ -31,7 +31,15 @@ def test_bench_argument_errors(argv: list[str], message: str, capsys: pytest.Cap
 def test_data_lists_every_problem(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["data"]) == 0
     out = capsys.readouterr().out
-    for name in ("noisy-tasks", "gradnorm-toy", "multi-mnist", "multi-fashion", "census", "qm9"):
+    for name in (
+        "noisy-tasks",
+        "noisy-scales",
+        "gradnorm-toy",
+        "multi-mnist",
+        "multi-fashion",
+        "census",
+        "qm9",
+    ):
         assert name in out
     assert " no " not in out, "the test command installs every data set"
 
@@ -67,7 +75,19 @@ def test_console_script_runs(tmp_path: Path) -> None:
         text=True,
         check=True,
     )
-    assert "noisy-tasks" in out.stdout and "learned σ" in out.stdout
+    assert "noisy-scales" in out.stdout and "learned σ" in out.stdout
+    assert " ± " in out.stdout  # the default is 3 seeds, so the table shows a spread
+
+
+def test_default_bench_is_three_seeds_of_every_method_on_noisy_scales() -> None:
+    from taskbalance.bench.grid import LEARNED, PAIRS
+    from taskbalance.cli import build_parser, resolve
+    from taskbalance.registry import methods
+
+    args = build_parser().parse_args(["bench"])
+    problems, names = resolve(args)
+    assert args.seeds == 3 and problems == ("noisy-scales",) and set(names) == set(methods())
+    assert resolve(build_parser().parse_args(["bench", "--grid"])) == (tuple(PAIRS), LEARNED)
 
 
 # ------------------------------------------------------------ issue 12, items 16 to 18

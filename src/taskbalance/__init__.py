@@ -4,6 +4,8 @@
 >>> balancer = tb.create("uw", tasks={"depth": "regression", "seg": "classification"})
 """
 
+from importlib import metadata as _metadata
+
 from . import amp, distributed, monitor, nn
 from .base import TASK_TYPES, Balancer, InvalidLossError
 from .gradient import (
@@ -40,7 +42,10 @@ from .weighting import (
     UncertaintyWeighting,
 )
 
-__version__ = "0.1.0"
+try:  # the version lives in pyproject.toml only
+    __version__ = _metadata.version("taskbalance")
+except _metadata.PackageNotFoundError:  # run from a source tree that is not installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "amp",

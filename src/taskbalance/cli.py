@@ -1,7 +1,8 @@
 """The ``taskbalance`` command.
 
 ``taskbalance bench`` compares methods on the built-in problems (by default every
-method on ``noisy-tasks``, where the learned σ can be checked against the known noise)
+method on ``noisy-scales`` over 3 seeds: losses 10⁴ apart in scale, where balancing
+matters, and a known noise std against which the learned σ can be checked)
 and writes JSON, CSV, a Markdown report and PNG plots; ``taskbalance data`` lists
 which problems' data is on this machine.
 """
@@ -14,7 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from .bench.problems import ARCHS, PROBLEMS, get_problem
-from .registry import get_method, methods
+from .registry import methods
 
 __all__ = ["main"]
 
@@ -34,7 +35,13 @@ def _comma_list(check: Callable[[str], object]) -> Callable[[str], tuple[str, ..
     return parse
 
 
-_names = _comma_list(get_method)
+def _method_spec(text: str) -> object:
+    from .bench.runner import parse_method
+
+    return parse_method(text)
+
+
+_names = _comma_list(_method_spec)
 _problems = _comma_list(get_problem)
 
 
@@ -96,14 +103,55 @@ def _table(rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def resolve(args: argparse.Namespace) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The problems and methods a ``bench`` call runs, defaults filled in.
+
+    Without ``--grid``: noisy-scales (every problem with ``--suite full``) and every
+    method. With ``--grid``: every grid pair and the learned methods of
+    :data:`taskbalance.bench.grid.LEARNED`.
+    """
+    from .bench.grid import LEARNED, PAIRS
+
+    if args.grid:
+        return args.problems or tuple(PAIRS), args.methods or LEARNED
+    if args.suite == "full":
+        return tuple(PROBLEMS), args.methods or tuple(methods())
+    return args.problems or ("noisy-scales",), args.methods or tuple(methods())
+
+
+def _grid(args: argparse.Namespace, problems: tuple[str, ...], names: tuple[str, ...]) -> int:
+    from .bench.grid import grid_markdown, run_grid, write_grid_reports
+
+    start = time.perf_counter()
+    results = run_grid(
+        list(problems),
+        list(names),
+        list(range(args.seeds)),
+        args.out,
+        quick=args.quick,
+        epochs=args.epochs,
+        device=args.device,
+        data_path=args.data_dir,
+        progress=not args.no_progress,
+    )
+    paths = write_grid_reports(results, args.out, plots=not args.no_plots)
+    print(grid_markdown(results))
+    print(f"wrote {', '.join(p.name for p in paths)} into {args.out} ({time.perf_counter() - start:.0f}s)")
+    return 0
+
+
 def _bench(args: argparse.Namespace) -> int:
     from .bench.report import terminal_table, write_reports
     from .bench.runner import run_bench
 
-    if args.suite == "full":
-        problems: tuple[str, ...] = tuple(PROBLEMS)
-    else:
-        problems = args.problems
+    problems, names = resolve(args)
+    if args.grid:
+        from .bench.grid import PAIRS
+
+        wrong = [p for p in problems if p not in PAIRS]
+        if wrong:
+            print(f"--grid runs on the pairs {', '.join(PAIRS)}; not on {', '.join(wrong)}", file=sys.stderr)
+            return 2
     missing = [
         (p, where) for p in problems for ok, where in [get_problem(p).available(args.data_dir)] if not ok
     ]
@@ -123,6 +171,8 @@ def _bench(args: argparse.Namespace) -> int:
     if unwritable:
         print(unwritable, file=sys.stderr)
         return 2
+    if args.grid:
+        return _grid(args, problems, names)
     from .bench.report import plots_available
 
     skip_plots = not args.no_plots and not plots_available()
@@ -130,7 +180,7 @@ def _bench(args: argparse.Namespace) -> int:
     seeds = list(range(args.seeds))
     results = run_bench(
         problems,
-        args.methods,
+        names,
         seeds,
         args.out,
         epochs=args.epochs,
@@ -174,17 +224,29 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--problems",
         type=_problems,
-        default=("noisy-tasks",),
-        help=f"comma-separated problems (default: noisy-tasks; available: {', '.join(PROBLEMS)})",
+        default=None,
+        help=f"comma-separated problems (default: noisy-scales; available: {', '.join(PROBLEMS)}); "
+        "with --grid, the pairs to run (default: all)",
     )
     bench.add_argument(
         "--suite", choices=("default", "full"), default="default", help="'full' runs every problem"
     )
     bench.add_argument(
-        "--methods", type=_names, default=tuple(methods()), help="comma-separated method names (default: all)"
+        "--grid",
+        action="store_true",
+        help="static weights over a grid against the learned methods, on two-task pairs "
+        "(writes grid.md, grid.json and grid.png)",
     )
     bench.add_argument(
-        "--seeds", type=_positive_int("--seeds"), default=1, help="number of seeds (default: 1)"
+        "--methods",
+        type=_names,
+        default=None,
+        help="comma-separated method names, each optionally with options: famo:gamma=0.001, "
+        "static:weights=0.3+0.7 (default: every method with its defaults; with --grid, "
+        "equal and the uncertainty family, famo, nash-mtl, upgrad)",
+    )
+    bench.add_argument(
+        "--seeds", type=_positive_int("--seeds"), default=3, help="number of seeds (default: 3)"
     )
     bench.add_argument(
         "--epochs", type=_positive_int("--epochs"), default=None, help="epochs (default: the problem's own)"

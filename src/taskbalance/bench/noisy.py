@@ -56,8 +56,13 @@ def make_noisy_tasks(
     n_train: int = 8192,
     n_test: int = 4096,
     seed: int = 0,
+    scales: tuple[float, ...] | None = None,
 ) -> NoisyTasks:
     """Draw the noisy-tasks data set (``label_noise < 0`` drops the classifier).
+
+    ``scales`` multiplies each regression's clean signal (default 1 for every task):
+    ``noisy-scales`` uses it to give the tasks losses 10⁴ apart at the same signal-to-
+    noise ratio.
 
     Example:
         >>> data = make_noisy_tasks((1.0, 10.0), n_train=64, n_test=32)
@@ -68,10 +73,14 @@ def make_noisy_tasks(
     n = n_train + n_test
     x = torch.randn(n, INPUT_DIM, generator=g)
     ys: dict[str, Tensor] = {}
-    for name, std in zip([f"reg_{s:g}" for s in noise_stds], noise_stds):
+    if scales is None:
+        scales = (1.0,) * len(noise_stds)
+    if len(scales) != len(noise_stds):
+        raise ValueError(f"scales has {len(scales)} entries, noise_stds {len(noise_stds)}: give one per task")
+    for name, std, scale in zip([f"reg_{s:g}" for s in noise_stds], noise_stds, scales):
         u = torch.randn(INPUT_DIM, generator=g) / math.sqrt(INPUT_DIM)
         v = torch.randn(INPUT_DIM, generator=g) / math.sqrt(INPUT_DIM)
-        clean = 2 * torch.sin(x @ u) + x @ v
+        clean = scale * (2 * torch.sin(x @ u) + x @ v)
         ys[name] = clean + std * torch.randn(n, generator=g)
     if label_noise >= 0:
         w = torch.randn(INPUT_DIM, NUM_CLASSES, generator=g)

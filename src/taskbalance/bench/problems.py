@@ -20,8 +20,9 @@ problem                   tasks                                                 
 
 from __future__ import annotations
 
+import copy
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -151,7 +152,47 @@ class Problem:
     # ---------------------------------------------------------------- data
     def load(self, quick: bool = False, seed: int = 0, path: str | None = None) -> tuple[Split, Split]:
         """Train and test splits (the data split is fixed; ``seed`` is the training seed)."""
-        return _LOADERS[self.base](self, quick, path)
+        train, test = _LOADERS[self.base](self, quick, path)
+        if set(train.y) != set(self.tasks):  # a problem restricted to some of its tasks
+            train = Split(train.x, {t: train.y[t] for t in self.tasks})
+            test = Split(test.x, {t: test.y[t] for t in self.tasks})
+        if self.info.get("physical_units"):
+            # QM9 in the targets' own units: the loader standardised with these statistics
+            unit = {t: (self.info["target_std"][t], self.info["target_mean"][t]) for t in self.tasks}
+            self.info["unit"] = unit
+            self.info["target_std"] = dict.fromkeys(self.tasks, 1.0)
+            train, test = (
+                Split(sp.x, {t: v * unit[t][0] + unit[t][1] for t, v in sp.y.items()}) for sp in (train, test)
+            )
+        return train, test
+
+    def restrict(self, tasks: Sequence[str], physical_units: bool = False) -> Problem:
+        """The same problem with only ``tasks`` (in that order), named ``problem[a+b]``.
+
+        ``physical_units=True`` (QM9) trains on the targets in their own units instead
+        of standardised ones: each head ends in a fixed de-standardising layer, so the
+        heads reach every scale at one learning rate and the losses differ in scale as
+        the units make them (R² in Bohr² against μ in Debye: about 10⁴).
+
+        Example:
+            >>> p = get_problem("noisy-scales").restrict(["reg_3", "reg_300"])
+            >>> p.name, list(p.tasks)
+            ('noisy-scales[reg_3+reg_300]', ['reg_3', 'reg_300'])
+        """
+        unknown = [t for t in tasks if t not in self.tasks]
+        if unknown or len(set(tasks)) != len(tasks) or not tasks:
+            raise ValueError(
+                f"{self.name}: restrict to distinct tasks among {', '.join(self.tasks)}, got {tasks}"
+            )
+        if physical_units and self.base != "qm9":
+            raise ValueError(f"physical_units is for qm9 (its targets are standardised), not {self.name}")
+        p = copy.deepcopy(self)
+        p.tasks = {t: self.tasks[t] for t in tasks}
+        p.metrics = {t: self.metrics[t] for t in tasks}
+        p.name = f"{self.name}[{'+'.join(tasks)}]"
+        if physical_units:
+            p.info["physical_units"] = True
+        return p
 
     def available(self, path: str | None = None) -> tuple[bool, str]:
         """Whether the data is on this machine, and where (or how to install it)."""
@@ -182,8 +223,9 @@ class Problem:
 
     @property
     def base(self) -> str:
-        """The problem's name without its parameter (``mmoe-synthetic:0.5`` -> ``mmoe-synthetic``)."""
-        return self.name.split(":")[0]
+        """The problem's name without its parameter or task subset (``mmoe-synthetic:0.5``,
+        ``qm9[mu+r2]`` -> ``mmoe-synthetic``, ``qm9``)."""
+        return self.name.split(":")[0].split("[")[0]
 
     def loss(self, task: str, out: Tensor, y: Tensor) -> Tensor:
         """The training loss of ``task``."""
@@ -224,8 +266,10 @@ class Problem:
 
 # ---------------------------------------------------------------------- loaders
 def _noisy(p: Problem, quick: bool, path: str | None) -> tuple[Split, Split]:
-    n = (1024, 512) if quick else (8192, 4096)
-    d = make_noisy_tasks(p.info["noise"], p.info["label_noise"], n_train=n[0], n_test=n[1], seed=0)
+    n = (1024, 512) if quick else p.info.get("sizes", (8192, 4096))
+    d = make_noisy_tasks(
+        p.info["noise"], p.info["label_noise"], n_train=n[0], n_test=n[1], seed=0, scales=p.info.get("scales")
+    )
     return Split(d.x_train, d.y_train), Split(d.x_test, d.y_test)
 
 
@@ -361,6 +405,7 @@ def _qm9(p: Problem, quick: bool, path: str | None) -> tuple[Split, Split]:
     mean = {t: v[train_idx].mean() for t, v in targets.items()}
     std = {t: v[train_idx].std().clamp(min=1e-12) for t, v in targets.items()}
     p.info["target_std"] = {t: float(s) for t, s in std.items()}
+    p.info["target_mean"] = {t: float(m) for t, m in mean.items()}
     ys = {t: (v - mean[t]) / std[t] for t, v in targets.items()}
     return (
         Split(x[train_idx], {t: v[train_idx] for t, v in ys.items()}),
@@ -370,7 +415,13 @@ def _qm9(p: Problem, quick: bool, path: str | None) -> tuple[Split, Split]:
 
 def _mmoe_synthetic(p: Problem, quick: bool, path: str | None) -> tuple[Split, Split]:
     """Ma et al. (KDD 2018), section 3.2: two regressions whose linear parts have
-    correlation ``ρ`` (``cos(w1, w2)``), plus shared sinusoidal non-linearities."""
+    correlation ``ρ`` (``cos(w1, w2)``), plus shared sinusoidal non-linearities.
+
+    yₖ = wₖᵀx + Σᵢ sin(αᵢ wₖᵀx + βᵢ) + εₖ with d = 100, m = 10, c = 1. The paper gives no
+    values for αᵢ, βᵢ; this follows the reference generator that Google Research
+    published with the paper (``google-research/google-research``, ``mmoe``
+    synthetic data): αᵢ = i, βᵢ = i² for i = 1..m, and noise std 0.01.
+    """
     rho = float(p.info["correlation"])
     g = torch.Generator().manual_seed(0)
     d, m, c = 100, 10, 1.0
@@ -378,8 +429,8 @@ def _mmoe_synthetic(p: Problem, quick: bool, path: str | None) -> tuple[Split, S
     u1, u2 = basis[:, 0], basis[:, 1]
     w1 = c * u1
     w2 = c * (rho * u1 + math.sqrt(max(0.0, 1 - rho * rho)) * u2)
-    alpha = torch.randn(m, generator=g) * 0.1
-    beta = torch.randn(m, generator=g) * 0.1
+    i = torch.arange(1, m + 1, dtype=torch.float32)
+    alpha, beta = i, i * i
     n = (2000, 1000) if quick else (10000, 2000)
     x = torch.randn(sum(n), d, generator=g)
     ys = {}
@@ -388,7 +439,7 @@ def _mmoe_synthetic(p: Problem, quick: bool, path: str | None) -> tuple[Split, S
         ys[name] = (
             lin
             + torch.sin(alpha[None] * lin[:, None] + beta[None]).sum(1)
-            + 0.1 * torch.randn(sum(n), generator=g)
+            + 0.01 * torch.randn(sum(n), generator=g)
         )
     p.info["input_dim"] = d
     return (
@@ -400,6 +451,7 @@ def _mmoe_synthetic(p: Problem, quick: bool, path: str | None) -> tuple[Split, S
 _LOADERS = {
     "mmoe-synthetic": _mmoe_synthetic,
     "noisy-tasks": _noisy,
+    "noisy-scales": _noisy,
     "gradnorm-toy": _gradnorm_toy,
     "gradnorm-toy-10": _gradnorm_toy,
     "multi-mnist": _multi,
@@ -424,8 +476,27 @@ def _heads(p: Problem, width: int, out: dict[str, int]) -> dict[str, nn.Module]:
     return {t: nn.Linear(width, out.get(t, 1)) for t in p.tasks}
 
 
+class _Scale(nn.Module):
+    """``x·scale + shift`` with fixed constants: a regression head's output unit."""
+
+    def __init__(self, scale: float, shift: float = 0.0) -> None:
+        super().__init__()
+        self.scale, self.shift = scale, shift
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * self.scale + self.shift
+
+
 def _model_noisy(p: Problem) -> MTLNet:
-    return MTLNet(_mlp(8, 64, 2), _heads(p, 64, {"cls": 4}))
+    heads = _heads(p, 64, {"cls": 4})
+    # noisy-scales: each regression head ends in its target's unit (a fixed multiplier),
+    # as a de-normalising output layer would, so every head can reach its scale at the
+    # same learning rate and only the losses' scales differ.
+    names = [f"reg_{s:g}" for s in p.info["noise"]]
+    for t, scale in zip(names, p.info.get("scales", ())):
+        if t in heads:
+            heads[t] = nn.Sequential(heads[t], _Scale(scale))
+    return MTLNet(_mlp(8, 64, 2), heads)
 
 
 def _model_gradnorm(p: Problem) -> MTLNet:
@@ -455,14 +526,20 @@ def _model_census(p: Problem) -> MTLNet:
 
 
 def _model_qm9(p: Problem) -> MTLNet:
-    return MTLNet(
-        _mlp(34, 256, 3), {t: nn.Sequential(nn.Linear(256, 64), nn.ReLU(), nn.Linear(64, 1)) for t in p.tasks}
-    )
+    heads: dict[str, nn.Module] = {
+        t: nn.Sequential(nn.Linear(256, 64), nn.ReLU(), nn.Linear(64, 1)) for t in p.tasks
+    }
+    if p.info.get("physical_units"):
+        if "unit" not in p.info:
+            raise RuntimeError(f"{p.name}: call load() before model(): the heads' units come from the data")
+        heads = {t: nn.Sequential(h, _Scale(*p.info["unit"][t])) for t, h in heads.items()}
+    return MTLNet(_mlp(34, 256, 3), heads)
 
 
 _MODELS = {
     "mmoe-synthetic": lambda p: build_arch("hard", 100, dict.fromkeys(p.tasks, 1)),
     "noisy-tasks": _model_noisy,
+    "noisy-scales": _model_noisy,
     "gradnorm-toy": _model_gradnorm,
     "gradnorm-toy-10": _model_gradnorm,
     "multi-mnist": _model_lenet,
@@ -476,7 +553,22 @@ def _problems() -> dict[str, Problem]:
     noise = (1.0, 3.0, 10.0)
     noisy_tasks = {f"reg_{s:g}": "regression" for s in noise} | {"cls": "classification"}
     sig10 = tuple(float(v) for v in np.logspace(0, 2, 10))
+    scales = (10.0, 100.0, 1000.0)
+    scaled_noise = (3.0, 30.0, 300.0)  # 0.3 × scale: the same signal-to-noise ratio
+    scaled_tasks = {f"reg_{s:g}": "regression" for s in scaled_noise} | {"cls": "classification"}
     return {
+        "noisy-scales": Problem(
+            "noisy-scales",
+            scaled_tasks,
+            {t: ("rmse", False) for t in scaled_tasks if t != "cls"} | {"cls": ("accuracy", True)},
+            epochs=15,
+            batch_size=256,
+            lr=3e-3,
+            description="synthetic: regressions at scales 10, 100, 1000 (noise std 3, 30, 300) + noisy "
+            "labels",
+            # 4,096 training samples and 15 epochs: 3 seeds of every method in under 3 minutes
+            info={"noise": scaled_noise, "label_noise": 0.1, "scales": scales, "sizes": (4096, 4096)},
+        ),
         "noisy-tasks": Problem(
             "noisy-tasks",
             noisy_tasks,

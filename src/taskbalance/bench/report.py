@@ -9,11 +9,59 @@ from typing import Any
 
 from .runner import STL, write_atomic
 
-__all__ = ["terminal_table", "write_reports", "plot_problem"]
+__all__ = ["terminal_table", "write_reports", "plot_problem", "separation"]
 
 
-def _fmt(ms: dict[str, float], digits: int = 3) -> str:
+def _fmt(ms: dict[str, float], digits: int = 3, spread: bool = True) -> str:
+    """``mean ± std``, or the mean alone where there is no spread (one seed)."""
+    if not spread:
+        return f"{ms['mean']:.{digits}f}"
     return f"{ms['mean']:.{digits}f} ± {ms['std']:.{digits}f}"
+
+
+def _seeds(res: dict[str, Any]) -> int:
+    return int(res.get("seeds", 1))
+
+
+def separation(res: dict[str, Any]) -> str:
+    """One sentence: which methods differ from equal weighting by more than the seed spread.
+
+    A method's difference counts when its mean Δm% against equal weighting (paired by
+    seed) is larger in size than twice the standard deviation of that difference over
+    the seeds. With one seed there is no spread to compare against, and the sentence
+    says so.
+
+    Example:
+        >>> res = {"seeds": 3, "methods": {
+        ...     "uw": {"delta_equal": {"mean": -20.0, "std": 1.0}},
+        ...     "rlw": {"delta_equal": {"mean": 0.5, "std": 1.0}},
+        ...     "mgda": {"delta_equal": {"mean": 9.0, "std": 2.0}}}}
+        >>> for part in separation(res).split(": ", 1)[1].split("; "):
+        ...     print(part)
+        better than equal weighting: uw (-20.00)
+        worse: mgda (+9.00)
+        within the spread: rlw.
+    """
+    n = _seeds(res)
+    if n < 2:
+        return "One seed: no seed spread to compare the differences against; run --seeds 3 to get one."
+    better: list[str] = []
+    worse: list[str] = []
+    within: list[str] = []
+    for m, row in sorted(res["methods"].items(), key=lambda kv: kv[1].get("delta_equal", {}).get("mean", 0)):
+        d = row.get("delta_equal")
+        if d is None or m in (STL, "equal"):
+            continue
+        if abs(d["mean"]) > 2 * d["std"] and d["mean"] != 0:
+            (better if d["mean"] < 0 else worse).append(f"{m} ({d['mean']:+.2f})")
+        else:
+            within.append(m)
+    parts = [
+        f"better than equal weighting: {', '.join(better) or 'none'}",
+        f"worse: {', '.join(worse) or 'none'}",
+        f"within the spread: {', '.join(within) or 'none'}",
+    ]
+    return f"Over {n} seeds, larger than twice the seed spread of Δm% vs equal: " + "; ".join(parts) + "."
 
 
 def _rows(name: str, res: dict[str, Any]) -> list[list[str]]:
@@ -29,6 +77,7 @@ def _rows(name: str, res: dict[str, Any]) -> list[list[str]]:
         "ms/step",
     ]
     rows = [header]
+    spread = _seeds(res) > 1
     methods = res["methods"]
     order = sorted(methods, key=lambda m: (m == STL, methods[m]["delta_stl"]["mean"]))
     for m in order:
@@ -36,9 +85,9 @@ def _rows(name: str, res: dict[str, Any]) -> list[list[str]]:
         rows.append(
             [
                 m,
-                *[_fmt(row["metrics"][t]) for t in tasks],
-                _fmt(row["delta_stl"], 2),
-                _fmt(row["delta_equal"], 2) if "delta_equal" in row else "-",
+                *[_fmt(row["metrics"][t], spread=spread) for t in tasks],
+                _fmt(row["delta_stl"], 2, spread),
+                _fmt(row["delta_equal"], 2, spread) if "delta_equal" in row else "-",
                 f"{1e3 * row['time_per_step']:.1f}",
             ]
         )
@@ -60,6 +109,8 @@ def terminal_table(results: dict[str, Any]) -> str:
         sigma = _sigma_lines(res)
         if sigma:
             out.append(sigma)
+        if "equal" in res["methods"]:
+            out.append(separation(res))
     return "\n\n".join(out)
 
 
@@ -89,7 +140,7 @@ def _markdown(results: dict[str, Any], pictures: dict[str, list[str]]) -> str:
         f"Configuration: `{results['config']}`",
         "",
         "Δm% = (100/K) Σₖ (−1)^hₖ (Mₖ − Mₖᵇ)/Mₖᵇ (hₖ = 1 when higher is better): lower is better, "
-        "negative beats the baseline. Mean ± std over seeds.",
+        "negative beats the baseline. Mean ± std over seeds (the mean alone for one seed).",
         "",
     ]
     for name, res in results["problems"].items():
@@ -106,6 +157,8 @@ def _markdown(results: dict[str, Any], pictures: dict[str, list[str]]) -> str:
         sigma = _sigma_lines(res)
         if sigma:
             parts += ["", "```", sigma, "```"]
+        if "equal" in res["methods"]:
+            parts += ["", separation(res)]
         parts += [""] + [f"![{p}]({p})" for p in pictures.get(name, [])] + [""]
     return "\n".join(parts)
 

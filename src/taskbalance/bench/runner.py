@@ -30,10 +30,10 @@ from typing import Any
 import torch
 
 from ..base import Balancer
-from ..registry import create
+from ..registry import create, get_method, options
 from .problems import Problem, Split, get_problem
 
-__all__ = ["train_cell", "run_bench", "delta_m", "write_atomic", "STL"]
+__all__ = ["train_cell", "run_bench", "delta_m", "write_atomic", "STL", "parse_method"]
 
 STL = "single-task"
 
@@ -64,12 +64,55 @@ def delta_m(metrics: dict[str, float], base: dict[str, float], higher: dict[str,
     return round(100 * sum(terms) / len(terms), 10)
 
 
+def parse_method(spec: str) -> tuple[str, dict[str, Any]]:
+    """A bench method: a registered name, optionally with options after colons.
+
+    ``name:key=value[:key=value...]``; a value is a number, a ``+``-separated list of
+    numbers, ``true``/``false``, or else a string. The spec is also the cell's folder
+    name, so ``famo`` and ``famo:gamma=0.001`` are separate rows of the report.
+
+    Example:
+        >>> parse_method("famo:gamma=0.001")
+        ('famo', {'gamma': 0.001})
+        >>> parse_method("static:weights=0.3+0.7")
+        ('static', {'weights': [0.3, 0.7]})
+    """
+    name, *parts = spec.split(":")
+    cls = get_method(name)
+    valid = options(cls)
+    kwargs: dict[str, Any] = {}
+    for part in parts:
+        key, eq, text = part.partition("=")
+        if not eq or not key:
+            raise ValueError(f"method {spec!r}: options are written key=value after a colon, got {part!r}")
+        if key not in valid:
+            raise ValueError(
+                f"method {spec!r}: {name} has no option {key!r}; its options: {', '.join(valid)}"
+            )
+        kwargs[key] = _value(text)
+    return name, kwargs
+
+
+def _value(text: str) -> Any:
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    try:
+        if "+" in text.lstrip("+-"):
+            return [float(v) for v in text.split("+")]
+        return int(text) if text.lstrip("-").isdigit() else float(text)
+    except ValueError:
+        return text
+
+
 def _method_kwargs(method: str, problem: Problem) -> dict[str, Any]:
-    if method == "stch":
-        return {"warmup_epochs": 1}
-    if method == "static":
-        return {"weights": [1.0] * len(problem.tasks)}
-    return {}
+    """The bench's defaults for ``method`` (see :func:`parse_method`) merged with its options."""
+    name, given = parse_method(method)
+    kwargs: dict[str, Any] = {}
+    if name == "stch":
+        kwargs["warmup_epochs"] = 1
+    if name == "static":
+        kwargs["weights"] = [1.0] * len(problem.tasks)
+    return kwargs | given
 
 
 def train_cell(
@@ -94,7 +137,9 @@ def train_cell(
     model = problem.model(arch).to(device)
     tasks = {task: problem.tasks[task]} if task else dict(problem.tasks)
     balancer: Balancer = create(
-        "equal" if task else method, tasks=tasks, **({} if task else _method_kwargs(method, problem))
+        "equal" if task else parse_method(method)[0],
+        tasks=tasks,
+        **({} if task else _method_kwargs(method, problem)),
     ).to(device)
     opt = torch.optim.Adam(
         [
@@ -324,6 +369,7 @@ def aggregate(
                 zip([f"reg_{s:g}" for s in problem.info.get("noise", ())], problem.info.get("noise", ()))
             ),
             "methods": rows,
+            "seeds": len(seeds),
         }
     results["config"] = {
         "problems": list(problems),

@@ -1,0 +1,96 @@
+"""Why FAMO and GradNorm trail equal weighting on the bench's QM9 (issue 14).
+
+    python benchmarks/qm9_famo.py [--seeds 3] [--cells DIR] [--out FILE] [--readme]
+
+The real-data run (2 epochs) put FAMO (+73.5% Δm vs single-task) and GradNorm (+65.9%)
+behind equal weighting (+48.7%) on QM9, while the FAMO paper ranks FAMO among the best
+methods there. The implementations agree with the authors' code step by step, so this
+script varies the setting instead: the training budget (2 epochs, as in that run, and 10)
+and FAMO's γ (0.01, our default from the paper's general setting, and 0.001, the value
+in the authors' QM9 script). Every row is trained with the same seeds and data; Δm% is
+against equal weighting at the same budget (lower is better), with the per-task MAE
+ratio against equal weighting for the best and the worst task.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+from readme_block import publish
+
+from taskbalance.bench.problems import get_problem
+from taskbalance.bench.runner import delta_m, read_cell, train_cell, write_atomic
+
+METHODS = ("equal", "uw", "famo", "famo:gamma=0.001", "gradnorm")
+BUDGETS = (2, 10)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--cells", default="bench-qm9-famo", help="where the resumable cells go")
+    parser.add_argument("--out", default=None, help="write the Markdown block here")
+    parser.add_argument("--readme", action="store_true", help="copy the block into README.md")
+    args = parser.parse_args()
+    t0 = time.perf_counter()
+    problem = get_problem("qm9")
+    tasks = list(problem.tasks)
+    split: tuple[Any, Any] | None = None
+    cells: dict[tuple[str, int, int], dict[str, Any]] = {}
+    for epochs in BUDGETS:
+        for seed in range(args.seeds):
+            for method in METHODS:
+                path = Path(args.cells) / f"e{epochs}" / method / f"seed{seed}.json"
+                config = {"problem": "qm9", "method": method, "seed": seed, "epochs": epochs}
+                cell = read_cell(path, config, tasks)
+                if cell is None:
+                    if split is None:
+                        split = problem.load()
+                    cell = train_cell(problem, split[0], split[1], method, seed, epochs)
+                    cell["config"] = config
+                    write_atomic(path, json.dumps(cell))
+                cells[(method, epochs, seed)] = cell
+    higher = dict.fromkeys(tasks, False)
+    lines = [
+        f"QM9, 11 targets, {args.seeds} seeds, mean ± std over seeds ({time.perf_counter() - t0:.0f} s; "
+        "`python benchmarks/qm9_famo.py`). Δm% against equal weighting at the same budget "
+        "(lower is better) and, per method, the task it helps most and hurts most (MAE ratio to equal):",
+        "",
+        "| method | " + " | ".join(f"Δm% vs equal, {e} epochs" for e in BUDGETS) + " | "
+        f"best / worst task at {BUDGETS[-1]} epochs |",
+        "|---|" + "---|" * (len(BUDGETS) + 1),
+    ]
+    for method in METHODS[1:]:
+        row = []
+        for e in BUDGETS:
+            d = [
+                delta_m(cells[(method, e, s)]["metrics"], cells[("equal", e, s)]["metrics"], higher)
+                for s in range(args.seeds)
+            ]
+            row.append(_ms(d))
+        e = BUDGETS[-1]
+        ratio = {
+            t: statistics.mean(
+                cells[(method, e, s)]["metrics"][t] / cells[("equal", e, s)]["metrics"][t]
+                for s in range(args.seeds)
+            )
+            for t in tasks
+        }
+        best, worst = min(ratio, key=ratio.__getitem__), max(ratio, key=ratio.__getitem__)
+        row.append(f"{best} {ratio[best]:.2f}× / {worst} {ratio[worst]:.2f}×")
+        lines.append(f"| `{method}` | " + " | ".join(row) + " |")
+    publish("\n".join(lines) + "\n", args.out, args.readme, "qm9famo")
+
+
+def _ms(values: list[float]) -> str:
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):+.1f} ± {std:.1f}"
+
+
+if __name__ == "__main__":
+    main()

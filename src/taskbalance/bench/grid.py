@@ -1,0 +1,343 @@
+"""Learned weights against a grid of static weights, on two-task pairs (``taskbalance bench --grid``).
+
+Kendall, Gal & Cipolla (CVPR 2018, figure 2 and table 1) claim that the weights
+uncertainty weighting learns do as well as the best static weights that a grid search
+finds, and better than equal weighting, because the tasks' losses differ in scale and
+noise. This module trains, for each two-task pair, static weights over a grid and the
+learned methods with the same budget and seeds, and reports where each learned method
+lands among the grid points.
+
+The grid is w_A = 0, 0.1, ..., 1 (w_B = 1 − w_A) and, for pairs whose losses differ in
+scale, the ratios w_A / w_B = 10^k for k = −5..5 (k ≠ 0), normalised to w_A + w_B = 1.
+Points are ranked by Δm% against equal weighting (lower is better).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .problems import Problem, Split, get_problem
+from .runner import delta_m, read_cell, train_cell, write_atomic
+
+__all__ = ["Pair", "PAIRS", "LEARNED", "grid_points", "run_grid", "grid_markdown", "plot_grid"]
+
+
+@dataclass(frozen=True)
+class Pair:
+    """Two tasks of a built-in problem, with the budget the grid trains them for."""
+
+    problem: str
+    tasks: tuple[str, str]
+    epochs: int
+    log_ratios: bool  # the losses differ in scale: add log-spaced ratios to the grid
+    physical_units: bool = False  # QM9: train on the targets in their own units
+    why: str = ""
+
+    @property
+    def name(self) -> str:
+        return f"{self.problem}[{'+'.join(self.tasks)}]"
+
+    def build(self) -> Problem:
+        """The restricted problem."""
+        return get_problem(self.problem).restrict(list(self.tasks), physical_units=self.physical_units)
+
+
+#: the pairs of ``--grid``, by the name ``--problems`` selects them with
+PAIRS: dict[str, Pair] = {
+    "noisy-scales": Pair(
+        "noisy-scales", ("reg_3", "reg_300"), 20, True, why="noise std 3 and 300: losses 10⁴ apart"
+    ),
+    "multi-mnist": Pair("multi-mnist", ("left", "right"), 3, False, why="two digit classifiers of one scale"),
+    "census": Pair("census", ("income", "never_married"), 5, False, why="two binary classifiers"),
+    "qm9": Pair(
+        "qm9", ("mu", "r2"), 5, True, True, why="dipole moment (Debye) and R² (Bohr²): losses about 10⁴ apart"
+    ),
+}
+
+#: the learned methods ``--grid`` places among the grid points by default
+LEARNED = ("equal", "uw", "uw-revised", "uw-simplified", "famo", "nash-mtl", "upgrad")
+
+
+def grid_points(log_ratios: bool) -> list[tuple[float, float]]:
+    """The static weights (w_A, w_B) of the grid, sorted by w_A.
+
+    Example:
+        >>> len(grid_points(False)), len(grid_points(True))
+        (11, 21)
+        >>> grid_points(False)[:2]
+        [(0.0, 1.0), (0.1, 0.9)]
+    """
+    points = {(round(i / 10, 1), round(1 - i / 10, 1)) for i in range(11)}
+    if log_ratios:
+        for k in range(-5, 6):
+            if k:
+                r = 10.0**k
+                points.add((r / (1 + r), 1 / (1 + r)))
+    return sorted(points)
+
+
+def _spec(w: tuple[float, float]) -> str:
+    return f"static:weights={w[0]:.6g}+{w[1]:.6g}"
+
+
+def _x(w: tuple[float, float], lo: float, hi: float) -> float:
+    """The plot position of a grid point: log10(w_A / w_B), the ends one step outside."""
+    if w[0] == 0:
+        return lo - 1
+    if w[1] == 0:
+        return hi + 1
+    return math.log10(w[0] / w[1])
+
+
+def run_grid(
+    pairs: list[str],
+    methods: list[str],
+    seeds: list[int],
+    out: str | Path,
+    *,
+    quick: bool = False,
+    epochs: int | None = None,
+    device: str = "cpu",
+    data_path: str | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train the grid and ``methods`` on each pair; write and return ``grid.json``.
+
+    Cells go to ``out/grid-cells/PAIR/SPEC/seedS.json`` (resumable, as in
+    :func:`~taskbalance.bench.runner.run_bench`).
+    """
+    root = Path(out)
+    results: dict[str, Any] = {"pairs": {}, "config": {"seeds": seeds, "quick": quick, "epochs": epochs}}
+    t0 = time.perf_counter()
+    total = sum(len(grid_points(PAIRS[p].log_ratios)) + len(methods) for p in pairs) * len(seeds)
+    done, train_s = 0, 0.0
+    for pname in pairs:
+        pair = PAIRS[pname]
+        problem = pair.build()
+        ep = pair.epochs if epochs is None else epochs
+        points = grid_points(pair.log_ratios)
+        specs = [_spec(w) for w in points] + list(methods)
+        data: tuple[Split, Split] | None = None
+        cells: dict[str, list[dict[str, Any]]] = {}
+        for spec in specs:
+            cells[spec] = []
+            for seed in seeds:
+                config = {"pair": pair.name, "method": spec, "seed": seed, "epochs": ep, "quick": quick}
+                path = root / "grid-cells" / pair.name / spec / f"seed{seed}.json"
+                cell = read_cell(path, config, list(pair.tasks))
+                if cell is None:
+                    if data is None:
+                        data = problem.load(quick=quick, path=data_path)
+                    cell = train_cell(problem, data[0], data[1], spec, seed, ep, device)
+                    cell["config"] = config
+                    write_atomic(path, json.dumps(cell))
+                cells[spec].append(cell)
+                train_s += cell["time_per_step"] * cell["steps"]
+                done += 1
+                if progress:
+                    eta = (time.perf_counter() - t0) / done * (total - done)
+                    sys.stderr.write(f"\r{done}/{total} {pair.name} {spec[:30]:<30} eta {eta:5.0f}s")
+        if progress:
+            sys.stderr.write("\n")
+        higher = {t: problem.metrics[t][1] for t in pair.tasks}
+        base = cells["equal"] if "equal" in cells else cells[_spec((0.5, 0.5))]
+
+        grid = [{"w": list(w), **_row(cells[_spec(w)], base, higher)} for w in points]
+        learned = {m: _row(cells[m], base, higher) for m in methods}
+        for entry in learned.values():
+            entry["rank"] = 1 + sum(g["delta_equal"]["mean"] < entry["delta_equal"]["mean"] for g in grid)
+        results["pairs"][pname] = {
+            "name": pair.name,
+            "tasks": list(pair.tasks),
+            "why": pair.why,
+            "epochs": ep,
+            "metrics": {
+                t: {"name": problem.metrics[t][0], "higher_is_better": higher[t]} for t in pair.tasks
+            },
+            "grid": grid,
+            "learned": learned,
+        }
+    results["wall_s"] = time.perf_counter() - t0  # of this call (finished cells are read, not trained)
+    results["train_s"] = train_s  # of every cell, whenever it was trained
+    write_atomic(root / "grid.json", json.dumps(results, indent=1))
+    return results
+
+
+def _row(runs: list[dict[str, Any]], base: list[dict[str, Any]], higher: dict[str, bool]) -> dict[str, Any]:
+    """Mean ± std over seeds of one grid point or method, and its Δm% against ``base``."""
+    d = [delta_m(r["metrics"], b["metrics"], higher) for r, b in zip(runs, base)]
+    return {
+        "metrics": {t: _ms([r["metrics"][t] for r in runs]) for t in higher},
+        "delta_equal": _ms(d),
+        "weights": {t: _ms([r["weights"][t][-1] for r in runs]) for t in higher},
+    }
+
+
+def _ms(values: list[float]) -> dict[str, float]:
+    return {"mean": statistics.mean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0}
+
+
+def _w(w: list[float]) -> str:
+    return f"{w[0]:.3g} / {w[1]:.3g}"
+
+
+def grid_markdown(results: dict[str, Any]) -> str:
+    """The summary table (one row per pair) and one sentence per pair on the claim."""
+    seeds = len(results["config"]["seeds"])
+    pairs = results["pairs"]
+    methods = list(next(iter(pairs.values()))["learned"]) if pairs else []
+    lines = [
+        f"Δm% against equal weighting (lower is better; mean over {seeds} seeds) of the best static "
+        "weights (w_A / w_B) found by the grid, and of each learned method with its rank among the "
+        "grid points (1 = better than every grid point):",
+        "",
+        "| pair (A + B) | epochs | grid points | best grid point | " + " | ".join(methods) + " |",
+        "|---|---|---|---|" + "---|" * len(methods),
+    ]
+    sentences = []
+    for res in pairs.values():
+        grid = res["grid"]
+        best = min(grid, key=lambda g: g["delta_equal"]["mean"])
+        cells = [
+            f"{res['learned'][m]['delta_equal']['mean']:+.2f} ({res['learned'][m]['rank']})" for m in methods
+        ]
+        lines.append(
+            f"| `{res['name']}` | {res['epochs']} | {len(grid)} | {_w(best['w'])}: "
+            f"{best['delta_equal']['mean']:+.2f} ± {best['delta_equal']['std']:.2f} | "
+            + " | ".join(cells)
+            + " |"
+        )
+        sentences.append(_claim(res, best))
+    return "\n".join(lines + [""] + [f"- {s}" for s in sentences]) + "\n"
+
+
+def _claim(res: dict[str, Any], best: dict[str, Any]) -> str:
+    """Whether uncertainty weighting's result supports the claim on this pair, in words."""
+    uw = res["learned"].get("uw")
+    name = f"`{res['name']}` ({res['why']})"
+    if uw is None:
+        return f"{name}: uw was not run."
+    d, s = uw["delta_equal"]["mean"], uw["delta_equal"]["std"]
+    gap = d - best["delta_equal"]["mean"]
+    spread = max(s, best["delta_equal"]["std"])
+    vs_equal = (
+        "better than equal weighting"
+        if d < -2 * s and d < 0
+        else "worse than equal weighting"
+        if d > 2 * s and d > 0
+        else "within the seed spread of equal weighting"
+    )
+    vs_best = (
+        "within the seed spread of the best grid point"
+        if gap <= 2 * spread
+        else f"{gap:.2f} points behind the best grid point"
+    )
+    rank = f"rank {uw['rank']} of {len(res['grid'])}"
+    return f"{name}: uw is {vs_equal} ({d:+.2f} ± {s:.2f}) and {vs_best} ({rank})."
+
+
+def plot_grid(results: dict[str, Any], path: str | Path) -> None:
+    """Kendall-style figure: each task's metric across the grid, learned methods as marks."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pairs = list(results["pairs"].values())
+    fig, axes = plt.subplots(len(pairs), 2, figsize=(8, 2.6 * len(pairs)), squeeze=False)
+    for row, res in zip(axes, pairs):
+        finite = [math.log10(g["w"][0] / g["w"][1]) for g in res["grid"] if g["w"][0] > 0 and g["w"][1] > 0]
+        lo, hi = min(finite), max(finite)
+        xs = [_x((g["w"][0], g["w"][1]), lo, hi) for g in res["grid"]]
+        for ax, t in zip(row, res["tasks"]):
+            metric = res["metrics"][t]
+            ys = [g["metrics"][t]["mean"] for g in res["grid"]]
+            ax.errorbar(
+                xs,
+                ys,
+                yerr=[g["metrics"][t]["std"] for g in res["grid"]],
+                color="black",
+                marker=".",
+                lw=1,
+                capsize=1.5,
+                label="static grid",
+            )
+            for i, (m, entry) in enumerate(res["learned"].items()):
+                ax.axhline(entry["metrics"][t]["mean"], color=f"C{i}", lw=1, ls="--", label=m)
+            ax.set_title(
+                f"{res['name']}: {t} {metric['name']} {'↑' if metric['higher_is_better'] else '↓'}",
+                fontsize=8,
+            )
+            ax.set_xticks([lo - 1, *sorted({round(v) for v in finite}), hi + 1])
+            ax.set_xticklabels(
+                ["B only", *[f"{round(v)}" for v in sorted({round(v) for v in finite})], "A only"], fontsize=6
+            )
+            ax.set_xlabel("log10(w_A / w_B)", fontsize=7)
+            ax.tick_params(labelsize=6)
+    axes[0][1].legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def _full_tables(results: dict[str, Any]) -> str:
+    parts = []
+    for res in results["pairs"].values():
+        a, b = res["tasks"]
+        ma, mb = res["metrics"][a], res["metrics"][b]
+        head = (
+            f"| weights A / B | {a} {ma['name']}{'↑' if ma['higher_is_better'] else '↓'} | "
+            f"{b} {mb['name']}{'↑' if mb['higher_is_better'] else '↓'} | Δm% vs equal |"
+        )
+        rows = [
+            f"## {res['name']}",
+            "",
+            f"{res['why']}; {res['epochs']} epochs.",
+            "",
+            head,
+            "|---|---|---|---|",
+        ]
+
+        def fmt(ms: dict[str, float], digits: int = 4) -> str:
+            return f"{ms['mean']:.{digits}g} ± {ms['std']:.2g}"
+
+        for g in res["grid"]:
+            rows.append(
+                f"| {_w(g['w'])} | {fmt(g['metrics'][a])} | {fmt(g['metrics'][b])} | "
+                f"{g['delta_equal']['mean']:+.2f} ± {g['delta_equal']['std']:.2f} |"
+            )
+        for m, e in res["learned"].items():
+            rows.append(
+                f"| **{m}** (rank {e['rank']}) | {fmt(e['metrics'][a])} | {fmt(e['metrics'][b])} | "
+                f"{e['delta_equal']['mean']:+.2f} ± {e['delta_equal']['std']:.2f} |"
+            )
+        parts.append("\n".join(rows))
+    return "\n\n".join(parts) + "\n"
+
+
+def write_grid_reports(results: dict[str, Any], out: str | Path, plots: bool = True) -> list[Path]:
+    """``grid.md`` (summary, claims, every grid point) and, with matplotlib, ``grid.png``."""
+    from .report import plots_available
+
+    root = Path(out)
+    text = "# Learned weights against a static weight grid\n\n" + grid_markdown(results) + "\n"
+    if plots and plots_available():
+        plot_grid(results, root / "grid.png")
+        text += "![each task's metric across the grid, learned methods as dashed lines](grid.png)\n\n"
+    write_atomic(root / "grid.md", text + _full_tables(results))
+    cfg = results["config"]
+    summary = (
+        f"`taskbalance bench --grid` ({len(cfg['seeds'])} seeds; {results['train_s'] / 60:.0f} min of "
+        f"training steps on {os.cpu_count()} CPU cores):\n\n" + grid_markdown(results)
+    )
+    write_atomic(root / "summary.md", summary)
+    written = [root / "grid.json", root / "grid.md", root / "summary.md"]
+    return written + ([root / "grid.png"] if (root / "grid.png").exists() else [])
