@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 
-.PHONY: setup data bench test lint typecheck clean
+.PHONY: setup data bench test lint typecheck gpu-check clean
 
 setup: $(VENV)/.installed
 
@@ -43,6 +43,11 @@ typecheck: setup
 
 test: lint typecheck data
 	$(PY) -m pytest --cov=taskbalance --cov-report=term-missing:skip-covered --cov-fail-under=90
+
+# Every method on the GPU, the test suite on the GPU, and the cost table (< 10 minutes);
+# CI runs the same script with --device cpu --quick (tests/test_gpu_check.py).
+gpu-check: setup
+	$(PY) benchmarks/gpu_check.py --device cuda
 
 clean:
 	rm -rf $(VENV) .coverage .pytest_cache .mypy_cache .ruff_cache

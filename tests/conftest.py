@@ -10,6 +10,12 @@ import torch
 
 import taskbalance as tb
 
+#: the device the suite runs on: ``TASKBALANCE_TEST_DEVICE=cuda`` makes every tensor a test
+#: creates without a device land there (``benchmarks/gpu_check.py`` sets it); CPU by default
+DEVICE = torch.device(os.environ.get("TASKBALANCE_TEST_DEVICE", "cpu"))
+if DEVICE.type != "cpu":
+    torch.set_default_device(DEVICE)
+
 # hyper-parameters that make every method usable on a generic 3-task problem
 METHOD_KWARGS: dict[str, dict[str, Any]] = {
     "static": {"weights": [1.0, 0.5, 2.0]},
