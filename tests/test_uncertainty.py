@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import pytest
 import torch
@@ -124,8 +125,37 @@ def test_dynamic_weighted_loss_matches_balancer(form: str, name: str) -> None:
     assert list(crit.weights) == list(bal.weights) == ["0", "1"]
     a.backward()
     assert crit.params.grad is not None and bool((crit.params.grad != 0).all())
-    assert list(crit.state_dict()) == ["params"]
+    assert list(crit.state_dict()) == ["params", "_extra_state"]  # the form travels with params
     torch.testing.assert_close(crit([x[0] * 1, x[1] * 1]), a)  # a list works too
+
+
+@pytest.mark.parametrize(
+    ("saved", "loaded", "warns"),
+    [
+        ("revised", "simplified", True),
+        ("revised", "uw", True),
+        ("simplified", "revised", True),
+        ("uw", "revised", True),
+        ("simplified", "uw", False),  # both hold log-variances
+        ("revised", "revised", False),
+    ],
+)
+def test_a_checkpoint_of_another_form_keeps_each_tasks_sigma(saved: str, loaded: str, warns: bool) -> None:
+    """σ saved where log-variances are expected (or the reverse) is converted, with a warning."""
+    src = tb.DynamicWeightedLoss(num=3, form=saved)  # type: ignore[arg-type]
+    with torch.no_grad():
+        src.params.copy_(
+            torch.tensor([2.0, 0.5, 1.3]) if saved == "revised" else torch.tensor([1.2, -1.4, 0.3])
+        )
+    dst = tb.DynamicWeightedLoss(num=3, form=loaded)  # type: ignore[arg-type]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        dst.load_state_dict(src.state_dict())
+    messages = [str(w.message) for w in caught]
+    assert bool(messages) == warns, messages
+    if warns:
+        assert f"saved with form={saved!r}" in messages[0] and f"form={loaded!r}" in messages[0]
+    torch.testing.assert_close(torch.stack(list(dst.sigma.values())), torch.stack(list(src.sigma.values())))
 
 
 def test_dynamic_weighted_loss_loads_snippet_checkpoint_and_validates() -> None:

@@ -412,7 +412,12 @@ class DynamicWeightedLoss(nn.Module):
     Same constructor and call as the snippet (``DynamicWeightedLoss(num=2)``,
     ``loss = criterion(loss1, loss2)``) and the same parameter name ``params``, so its
     checkpoints load, but the chosen form is computed as one expression, regulariser
-    included, and the losses are validated like every balancer's.
+    included, and the losses are validated like every balancer's. The state dict also
+    records the form, so a checkpoint whose ``params`` are σ (``form="revised"``, the
+    snippet's ``AutomaticWeightedLoss``) loaded where log-variances are expected, or the
+    reverse, is converted to the same σ per task with a warning. The snippet's own
+    checkpoints hold ``params`` alone, which cannot say what they mean: they load as
+    they are, so load them into the class that wrote them.
 
     Args:
         num: number of losses.
@@ -507,6 +512,47 @@ class DynamicWeightedLoss(nn.Module):
     def param_groups(self, lr: float = 1e-2, **options: Any) -> list[dict[str, Any]]:
         """One optimiser group for ``params``, weight decay 0 (as every balancer's)."""
         return [{"params": [self.params], "lr": lr, **options, "weight_decay": 0.0}]
+
+    def get_extra_state(self) -> dict[str, str]:
+        """The form, saved beside ``params`` so that a checkpoint says what they mean."""
+        return {"form": self.form}
+
+    def set_extra_state(self, state: Any) -> None:
+        """Nothing to set: :meth:`_load_from_state_dict` reads the form and converts."""
+
+    def _load_from_state_dict(
+        self,
+        state_dict: dict[str, Any],
+        prefix: str,
+        local_metadata: dict[str, Any],
+        strict: bool,
+        missing_keys: list[str],
+        unexpected_keys: list[str],
+        error_msgs: list[str],
+    ) -> None:
+        key, name = prefix + "_extra_state", prefix + "params"
+        saved = state_dict.get(key)
+        if saved is None:
+            # the snippet's own checkpoints hold ``params`` alone: nothing says whether
+            # they are σ or log-variances, so they load as they are (as into the snippet)
+            state_dict[key] = self.get_extra_state()
+        elif isinstance(saved, dict) and saved.get("form") != self.form and name in state_dict:
+            old = str(saved.get("form"))
+            p = state_dict[name]
+            if old == "revised":  # σ -> log σ²
+                state_dict[name] = torch.log((p * p).clamp(min=MIN_VARIANCE))
+            elif self.form == "revised":  # log σ² -> σ
+                state_dict[name] = torch.exp(0.5 * p)
+            if (old == "revised") != (self.form == "revised"):
+                meaning = "σ" if old == "revised" else "log-variances log σ²"
+                warnings.warn(
+                    f"{type(self).__name__}: this checkpoint was saved with form={old!r}, whose params are "
+                    f"{meaning}; converted to what form={self.form!r} expects (the same σ per task)",
+                    stacklevel=3,
+                )
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
 
 
 class AutomaticWeightedLoss(DynamicWeightedLoss):
