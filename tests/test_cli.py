@@ -198,3 +198,16 @@ def test_interrupted_and_damaged_runs_resume_to_the_uninterrupted_result(tmp_pat
         cell_path.write_bytes(data)
     _bench(out)
     assert _metrics(out) == _metrics(tmp_path / "whole")
+
+
+def test_runs_resuming_into_one_folder_at_once_do_not_trip_over_the_write_probe(tmp_path: Path) -> None:
+    """Two bench processes may start into the same --out (one per problem, say): the
+    write check must not fail because the other one removed its probe file."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from taskbalance.cli import _writable
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: _writable(str(tmp_path)), range(400)))
+    assert answers == [None] * 400
+    assert list(tmp_path.iterdir()) == []

@@ -9,12 +9,29 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
+
+def _script(script: str, file: str) -> str:
+    return f"python benchmarks/{script} --out benchmarks/results/{file} --readme"
+
+
 BLOCKS = {
-    # marker: results file; `python benchmarks/<script> --out benchmarks/results/<file> --readme`
-    # writes both
-    "gradient": ("gradient.md", "gradient.py"),
-    "uwscales": ("uw_scales.md", "uw_scales.py"),
-    "nashtoy": ("nash_toy_steps.md", "nash_toy_steps.py"),
+    # marker: (results file under benchmarks/results/, the command that writes both)
+    "gradient": ("gradient.md", _script("gradient.py", "gradient.md")),
+    "uwscales": ("uw_scales.md", _script("uw_scales.py", "uw_scales.md")),
+    "nashtoy": ("nash_toy_steps.md", _script("nash_toy_steps.py", "nash_toy_steps.md")),
+    "arch": ("architectures.md", _script("architectures.py", "architectures.md")),
+    "gradnormtoy": ("gradnorm_toy.md", _script("gradnorm_toy.py", "gradnorm_toy.md")),
+    "qm9famo": ("qm9_famo.md", _script("qm9_famo.py", "qm9_famo.md")),
+    "default": ("default_run.md", _script("default_bench.py", "default_run.md")),
+    "grid": (
+        "grid/summary.md",
+        "taskbalance bench --grid --out benchmarks/results/grid; "
+        "python benchmarks/readme_block.py grid benchmarks/results/grid/summary.md",
+    ),
+    "fullrun": (
+        "real-run/table.md",
+        "python benchmarks/real_run_table.py benchmarks/results/real-run --marker fullrun --readme",
+    ),
 }
 
 
@@ -23,8 +40,7 @@ def test_readme_block_is_the_results_file(marker: str) -> None:
     readme = (ROOT / "README.md").read_text()
     start, end = f"<!-- {marker}:start -->\n", f"<!-- {marker}:end -->"
     block = readme[readme.index(start) + len(start) : readme.index(end)]
-    file, script = BLOCKS[marker]
-    command = f"python benchmarks/{script} --out benchmarks/results/{file} --readme"
+    file, command = BLOCKS[marker]
     results = (ROOT / "benchmarks" / "results" / file).read_text()
     assert block.strip() == results.strip(), f"README's {marker} block differs from {file}: run `{command}`"
 

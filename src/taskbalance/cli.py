@@ -83,14 +83,15 @@ def _device(text: str) -> str:
 
 def _writable(out: str) -> str | None:
     """Why ``out`` cannot hold the bench's results, or ``None`` if it can."""
+    import tempfile
     from pathlib import Path
 
     root = Path(out)
     try:
         root.mkdir(parents=True, exist_ok=True)
-        probe = root / ".taskbalance-write-test"
-        probe.write_text("ok")
-        probe.unlink()
+        # a probe of its own name: two runs may resume into the same folder at once
+        with tempfile.NamedTemporaryFile(dir=root, prefix=".taskbalance-write-test-"):
+            pass
     except OSError as exc:
         return f"--out {out}: cannot write there ({exc.strerror or exc})"
     return None

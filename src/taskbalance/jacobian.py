@@ -21,7 +21,15 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["jacobian", "task_leaves", "leaves_behind", "write_grads", "UnusedInputError"]
+__all__ = [
+    "gramian",
+    "add_gramian",
+    "jacobian",
+    "task_leaves",
+    "leaves_behind",
+    "write_grads",
+    "UnusedInputError",
+]
 
 
 class UnusedInputError(ValueError):
@@ -142,6 +150,86 @@ def _batched(
         _mark(used, grads)
         blocks.append(_flat(grads, inputs, rows.shape[0]))
     return blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=0)
+
+
+#: the largest float64 block formed while accumulating a Gramian (bytes)
+GRAM_BLOCK_BYTES = 2**25
+
+
+def add_gramian(gram: Tensor, rows: Tensor) -> None:
+    """``gram += rows rowsᵀ`` in float64, a block of columns at a time.
+
+    ``rows`` (K, n) keeps its dtype; at most :data:`GRAM_BLOCK_BYTES` of float64 exist
+    at once, so a float32 Jacobian is never copied whole to float64.
+
+    Example:
+        >>> g = torch.zeros(2, 2, dtype=torch.float64)
+        >>> add_gramian(g, torch.tensor([[1.0, 2.0], [0.0, 3.0]]))
+        >>> g
+        tensor([[5., 6.],
+                [6., 9.]], dtype=torch.float64)
+    """
+    k, n = rows.shape
+    step = max(1, GRAM_BLOCK_BYTES // (8 * max(k, 1)))
+    for start in range(0, n, step):
+        block = rows[:, start : start + step].to(torch.float64)
+        gram.addmm_(block, block.T)
+
+
+def gramian(
+    losses: Tensor, inputs: Sequence[Tensor], *, max_bytes: int | None = None, require_used: bool = False
+) -> tuple[Tensor, list[Tensor | None] | None]:
+    r"""The K × K Gramian G = J Jᵀ of ``losses`` (K,) w.r.t. ``inputs``, without the K × N J.
+
+    The per-task gradients are taken in vectorised backward passes over groups of
+    inputs, each group's at most ``max_bytes`` (one input at least; ``None``: all in one
+    pass); each input's (K, nᵢ) block is added to G in float64 and dropped. With one pass
+    the blocks are returned too (``w @ block`` is then the direction, with no further
+    backward); with several, ``None``: take the direction as the gradient of Σ wᵢ Lᵢ.
+    The graph is retained. An input no loss depends on adds nothing (and its block is
+    ``None``).
+
+    Example:
+        >>> w = torch.tensor([1.0, 2.0], requires_grad=True)
+        >>> g, blocks = gramian(torch.stack([w.sum(), (w * w).sum()]), [w])
+        >>> g
+        tensor([[ 2.,  6.],
+                [ 6., 20.]], dtype=torch.float64)
+    """
+    k = losses.shape[0]
+    groups: list[list[int]] = [[]]
+    held = 0
+    for j, x in enumerate(inputs):
+        size = k * x.numel() * x.element_size()
+        if groups[-1] and max_bytes is not None and held + size > max_bytes:
+            groups.append([])
+            held = 0
+        groups[-1].append(j)
+        held += size
+    eye = torch.eye(k, dtype=losses.dtype, device=losses.device)
+    gram = torch.zeros(k, k, dtype=torch.float64, device=losses.device)
+    keep = len(groups) == 1
+    blocks: list[Tensor | None] = [None] * len(inputs)
+    used = [False] * len(inputs)
+    for group in groups:
+        grads = torch.autograd.grad(
+            losses,
+            [inputs[j] for j in group],
+            grad_outputs=eye,
+            is_grads_batched=True,
+            retain_graph=True,
+            allow_unused=True,
+        )
+        for j, g in zip(group, grads):
+            if g is None:
+                continue
+            used[j] = True
+            rows = g.reshape(k, -1)
+            add_gramian(gram, rows)
+            if keep:
+                blocks[j] = rows
+    _check_used(used, require_used)
+    return gram, blocks if keep else None
 
 
 def task_leaves(losses: Tensor, stop: Sequence[Any]) -> list[Tensor]:

@@ -12,7 +12,15 @@ from torch import Tensor
 
 from ..base import Balancer, LossInput, TaskSpec
 from ..distributed import all_reduce_mean, gather_columns, is_initialized
-from ..jacobian import UnusedInputError, jacobian, leaves_behind, task_leaves, write_grads
+from ..jacobian import (
+    UnusedInputError,
+    add_gramian,
+    gramian,
+    jacobian,
+    leaves_behind,
+    task_leaves,
+    write_grads,
+)
 from ..monitor import gradient_stats
 
 __all__ = ["GradientBalancer", "Mode", "capped", "row_norms"]
@@ -177,19 +185,16 @@ class GradientBalancer(Balancer):
             grad_scale = scaler.get_scale()
         self._grad_scale = 1.0 if grad_scale is None else grad_scale
         wrt = [_behind_ddp_sink(t) for t in inputs] if mode == "features" else None
+        if mode == "params" and group is None and self._uses_gramian_engine():
+            done = self._gramian_backward(scaled, objectives, inputs, values, idx, names, grad_scale, scale)
+            if done is not None:
+                return done
         try:
             jac = jacobian(
                 scaled, inputs, batched=self.batched, chunk_size=self.chunk_size, require_used=True, wrt=wrt
             )
         except UnusedInputError as exc:
-            arg = "features=" if mode == "features" else "shared_params="
-            shapes = ", ".join(f"{i} (shape {tuple(inputs[i].shape)})" for i in exc.indices[:4])
-            raise ValueError(
-                f"{arg} tensor {shapes} gets no gradient from any task present in this call "
-                f"({', '.join(names)}): the losses were not computed from it. Pass the tensors of "
-                "this forward pass that the task losses depend on"
-                + (" (only the shared encoder's parameters)" if mode == "params" else "")
-            ) from None
+            raise _unused(exc, mode, inputs, names) from None
         if mode == "params" and group is not None:
             _refuse_sharded(inputs, after_backward=True)
         if grad_scale is not None:
@@ -237,6 +242,87 @@ class GradientBalancer(Balancer):
     def _features_reason(self) -> str:
         return "it is defined on parameter gradients only"
 
+    def _uses_gramian_engine(self) -> bool:
+        """Whether parameter mode takes the Gramian without the Jacobian (see
+        :class:`GramianBalancer`)."""
+        return False
+
+    def _gramian_backward(
+        self,
+        scaled: Tensor,
+        objectives: Tensor,
+        inputs: list[Tensor],
+        values: Tensor,
+        idx: Tensor | slice,
+        names: list[str],
+        grad_scale: float | None,
+        scale: Tensor | None,
+    ) -> Tensor | None:
+        """Parameter mode of a Gramian method without the K × N Jacobian.
+
+        G = J Jᵀ is accumulated block by block (:func:`~taskbalance.jacobian.gramian`),
+        the method's weights w come from G alone, and the direction wᵀJ is ``w @ block``
+        for each parameter (one pass) or the gradient of Σ wᵢ Lᵢ (several passes, when
+        J exceeds ``max_jacobian_bytes``). ``None`` when the vectorised backward is not
+        supported by the graph: the caller then takes the Jacobian path.
+        """
+        budget = getattr(self, "max_jacobian_bytes", None)
+        try:
+            gram, blocks = gramian(scaled, inputs, max_bytes=budget, require_used=True)
+        except UnusedInputError as exc:
+            raise _unused(exc, "params", inputs, names) from None
+        except (RuntimeError, NotImplementedError):
+            if self.batched:
+                raise
+            return None  # e.g. an op without a vmap rule: the Jacobian path falls back per task
+        if grad_scale is not None:
+            gram = gram / (grad_scale * grad_scale)
+        dtype = next(b.dtype for b in [*(blocks or []), inputs[0]] if b is not None)
+        self._jac_dtype = dtype
+        if grad_scale is not None and not bool(torch.isfinite(gram).all()):
+            weights = None
+        else:
+            assert isinstance(self, GramianBalancer)
+            weights = self._weights(gram, values.detach().to(torch.float64), idx)
+        own = self._own_leaves()
+        heads = [t for t in task_leaves(objectives, inputs) if id(t) not in own]
+        if weights is None:  # an overflow under a GradScaler: let the scaler see it
+            self.skipped = True
+            grads: list[Tensor] = [torch.full_like(p, math.inf) for p in inputs]
+        elif blocks is not None:
+            # the blocks are of the scaled objectives: w @ block is the scaled direction
+            grads = [
+                torch.zeros_like(p)
+                if b is None
+                else (
+                    weights.to(torch.float32 if b.dtype in _HALF else b.dtype)
+                    @ b.to(torch.float32 if b.dtype in _HALF else b.dtype)
+                )
+                .view_as(p)
+                .to(p.dtype)
+                for p, b in zip(inputs, blocks)
+            ]
+        else:
+            total = (weights.to(scaled.dtype) * scaled).sum()
+            found = torch.autograd.grad(total, inputs, retain_graph=bool(heads), allow_unused=True)
+            grads = [torch.zeros_like(p) if g is None else g for p, g in zip(inputs, found)]
+        if heads:
+            torch.autograd.backward(self._head_objective(scaled), inputs=heads)
+        self._grad_scale = 1.0
+        for p, g in zip(inputs, grads):
+            if p.grad is None:
+                p.grad = g.detach()
+            else:
+                p.grad.add_(g)
+        if weights is None:
+            return torch.zeros((), device=inputs[0].device)
+        weights = weights.to(dtype if dtype not in _HALF else torch.float32)
+        if scale is not None:
+            weights = weights * scale.detach()
+        self._last_names = tuple(names)
+        self._last_weights = weights.detach()
+        return (self._last_weights * values.detach()).sum()
+
     _hook_jac: Tensor | None = None  # the Jacobian aggregated in this step, for the step hooks
     _grad_scale: float = 1.0
     """The GradScaler's scale during :meth:`backward` (1 otherwise): a method that
@@ -283,6 +369,27 @@ class GradientBalancer(Balancer):
             self._hook_jac = full
         direction, weights = self._aggregate_any(full, losses, idx)
         return direction[offset : offset + n] * world, weights
+
+
+_HALF = (torch.float16, torch.bfloat16)
+
+
+def _combine_rows(weights: Tensor, rows: Tensor) -> Tensor:
+    """``weights @ rows`` in ``rows``' dtype, or in float32 for a half-precision ``rows``."""
+    dtype = torch.float32 if rows.dtype in _HALF else rows.dtype
+    return weights.to(dtype) @ rows.to(dtype)
+
+
+def _unused(exc: UnusedInputError, mode: Mode, inputs: Sequence[Tensor], names: Sequence[str]) -> ValueError:
+    """The user-facing error for shared tensors that no present task's loss depends on."""
+    arg = "features=" if mode == "features" else "shared_params="
+    shapes = ", ".join(f"{i} (shape {tuple(inputs[i].shape)})" for i in exc.indices[:4])
+    return ValueError(
+        f"{arg} tensor {shapes} gets no gradient from any task present in this call "
+        f"({', '.join(names)}): the losses were not computed from it. Pass the tensors of "
+        "this forward pass that the task losses depend on"
+        + (" (only the shared encoder's parameters)" if mode == "params" else "")
+    )
 
 
 def in_float32(jac: Tensor, aggregate: Callable[[Tensor], tuple[Tensor, Tensor]]) -> tuple[Tensor, Tensor]:
@@ -364,8 +471,33 @@ class GramianBalancer(GradientBalancer):
     """A gradient method whose weights depend on the task Gramian M = J Jᵀ only.
 
     The Gramian is formed in float64 (K × K, cheap) for the solvers' sake; the
-    direction is ``weights @ J`` in J's dtype.
+    direction is ``weights @ J`` in J's dtype. In parameter mode (on one process, with
+    no step hooks) J is never held whole: each parameter's (K, nᵢ) block of per-task
+    gradients is added to M and, when the blocks of all parameters fit in
+    ``max_jacobian_bytes``, kept for the direction; otherwise the parameters are taken
+    in groups of at most that many bytes, one vectorised backward each, and the
+    direction is the gradient of Σ wᵢ Lᵢ (one more backward).
+
+    Args:
+        tasks: see :class:`~taskbalance.Balancer`.
+        max_jacobian_bytes: the most bytes of per-task gradients held at once in
+            parameter mode (default 256 MiB; ``None``: no limit).
     """
+
+    def __init__(self, tasks: TaskSpec, *, max_jacobian_bytes: int | None = 2**28, **kw: Any) -> None:
+        super().__init__(tasks, **kw)
+        if max_jacobian_bytes is not None and (
+            not isinstance(max_jacobian_bytes, int)
+            or isinstance(max_jacobian_bytes, bool)
+            or max_jacobian_bytes < 1
+        ):
+            raise ValueError(
+                f"max_jacobian_bytes must be a positive integer or None, got {max_jacobian_bytes!r}"
+            )
+        self.max_jacobian_bytes = max_jacobian_bytes
+
+    def _uses_gramian_engine(self) -> bool:
+        return not self._step_hooks and self.batched is not False
 
     def _weights(self, gramian: Tensor, losses: Tensor, idx: Tensor | slice) -> Tensor:
         raise NotImplementedError
@@ -396,6 +528,8 @@ class GramianBalancer(GradientBalancer):
 
 
 def _gramian(jac: Tensor) -> Tensor:
-    """``J Jᵀ`` in float64 (K × K, cheap; the solvers' precision)."""
-    j64 = jac.to(torch.float64)
-    return j64 @ j64.T
+    """``J Jᵀ`` in float64 (K × K, the solvers' precision), formed a block of columns
+    at a time so that J is never copied whole to float64."""
+    gram = torch.zeros(jac.shape[0], jac.shape[0], dtype=torch.float64, device=jac.device)
+    add_gramian(gram, jac)
+    return gram
