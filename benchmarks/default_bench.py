@@ -3,9 +3,11 @@
     python benchmarks/default_bench.py [--out benchmarks/results/default-run.md] [--readme]
 
 Runs ``taskbalance bench`` with no arguments (every method on ``noisy-scales``, 3 seeds)
-into a scratch folder, and writes what it printed, with its wall time, as a Markdown
-block (the README's ``default`` block; tests/test_readme_numbers.py checks that they
-agree).
+into ``--run-dir`` (a fresh run: its old cells are removed first; results.json, the CSV
+and report.md are kept there, the cells are not committed), and writes what it printed,
+with its wall time, as a Markdown block (the README's ``default`` block;
+tests/test_readme_numbers.py checks that they agree, and the method table of the docs is
+built from the run's results.json).
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ import argparse
 import contextlib
 import io
 import os
-import tempfile
+import shutil
 import time
+from pathlib import Path
 
 from readme_block import publish
 
@@ -26,13 +29,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=None, help="write the Markdown block here")
     parser.add_argument("--readme", action="store_true", help="copy the block into README.md")
+    parser.add_argument("--run-dir", default="results/default-run", help="where the run's results go")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as scratch:
-        printed = io.StringIO()
-        t0 = time.perf_counter()
-        with contextlib.redirect_stdout(printed):
-            code = taskbalance(["bench", "--out", scratch, "--no-progress", "--no-plots"])
-        wall = time.perf_counter() - t0
+    run = Path(args.run_dir)
+    shutil.rmtree(run / "cells", ignore_errors=True)  # a fresh run, timed from nothing
+    printed = io.StringIO()
+    t0 = time.perf_counter()
+    with contextlib.redirect_stdout(printed):
+        code = taskbalance(["bench", "--out", str(run), "--no-progress", "--no-plots"])
+    wall = time.perf_counter() - t0
+    shutil.rmtree(run / "cells", ignore_errors=True)
     if code != 0:
         raise SystemExit(code)
     table = printed.getvalue().split("\nwrote ")[0].rstrip()

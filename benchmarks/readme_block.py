@@ -23,3 +23,11 @@ def publish(text: str, out: str | None, readme: bool, marker: str) -> None:
         Path(out).write_text(text)
     if readme:
         copy_to_readme(text, marker)
+
+
+if __name__ == "__main__":
+    import sys
+
+    if len(sys.argv) != 3:
+        raise SystemExit("usage: python benchmarks/readme_block.py MARKER FILE")
+    copy_to_readme(Path(sys.argv[2]).read_text(), sys.argv[1])

@@ -9,13 +9,18 @@ per-epoch mean weight of every task (left) and the per-epoch mean training loss
     .venv/bin/python docs/gen_plots.py            # about 2-4 min on 2 CPU cores
 
 The bench cells are kept in ``--out`` (default ``/tmp/taskbalance-docs-bench``), so a
-second run only redraws the figures.
+second run only redraws the figures. The run's results are committed as
+``benchmarks/results/noisy-tasks-docs.json``, and each method page's sentence "On this
+run the test Δm% is **x** against the single-task models and **y** against equal
+weighting" is rewritten from it (tests/test_readme_numbers.py checks that they agree).
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import json
+import re
 from pathlib import Path
 
 import matplotlib
@@ -30,6 +35,27 @@ from taskbalance.bench.runner import STL, run_bench
 
 PROBLEM = "noisy-tasks"
 HERE = Path(__file__).resolve().parent
+RESULTS = HERE.parent / "benchmarks" / "results" / "noisy-tasks-docs.json"
+#: the sentence under each method page's figure
+CAPTION = re.compile(
+    r"(test Δm% is \*\*)([+-]?\d+\.\d+)(\*\* against the single-task models and\s+\*\*)([+-]?\d+\.\d+)(\*\*)"
+)
+
+
+SIGMA = re.compile(r"Learned σ at the end: [^(]*\(")
+
+
+def sigma_sentence(row: dict) -> str:
+    """The learned-σ sentence of an uncertainty method's caption."""
+    values = ", ".join(f"{t} {v['mean']:.2f}" for t, v in row["sigma"].items())
+    return f"Learned σ at the end: {values} ("
+
+
+def caption_numbers(row: dict) -> tuple[str, str]:
+    """The two numbers of a method's caption: Δm% against single-task and against equal."""
+    return f"{row['delta_stl']['mean']:+.2f}", f"{row['delta_equal']['mean']:+.2f}"
+
+
 COLORS = {"reg_1": "tab:blue", "reg_3": "tab:orange", "reg_10": "tab:red", "cls": "tab:green"}
 
 
@@ -93,6 +119,19 @@ def main() -> None:
     for name in methods:
         size = plot_method(name, res["methods"][name], stl_curves, img / f"{name}.png")
         print(f"{img / f'{name}.png'}: {size / 1024:.1f} KiB")
+    keep = {
+        m: {k: r[k] for k in ("delta_stl", "delta_equal", "sigma", "metrics")}
+        for m, r in res["methods"].items()
+    }
+    RESULTS.write_text(json.dumps({"problem": PROBLEM, "seeds": [0], "methods": keep}, indent=1) + "\n")
+    for name in methods:
+        page = HERE / "methods" / f"{name}.md"
+        if page.is_file():
+            stl, eq = caption_numbers(res["methods"][name])
+            text = CAPTION.sub(rf"\g<1>{stl}\g<3>{eq}\g<5>", page.read_text())
+            if res["methods"][name]["sigma"]:
+                text = SIGMA.sub(sigma_sentence(res["methods"][name]), text)
+            page.write_text(text)
 
 
 if __name__ == "__main__":

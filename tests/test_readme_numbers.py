@@ -23,6 +23,7 @@ BLOCKS = {
     "gradnormtoy": ("gradnorm_toy.md", _script("gradnorm_toy.py", "gradnorm_toy.md")),
     "qm9famo": ("qm9_famo.md", _script("qm9_famo.py", "qm9_famo.md")),
     "default": ("default_run.md", _script("default_bench.py", "default_run.md")),
+    "gramianmem": ("gramian_memory.md", _script("gramian_memory.py", "gramian_memory.md")),
     "grid": (
         "grid/summary.md",
         "taskbalance bench --grid --out benchmarks/results/grid; "
@@ -59,3 +60,116 @@ def test_method_pages_quote_the_full_step_ratio_of_the_results_file() -> None:
         assert quoted == [ratio], f"docs/methods/{name}.md quotes {quoted}, the results file says {ratio}"
         checked += 1
     assert checked >= 13
+
+
+def test_docs_method_table_is_the_results_files() -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("method_table", ROOT / "benchmarks" / "method_table.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    page = (ROOT / "docs" / "methods" / "index.md").read_text()
+    assert module.ROW.findall(page), "no method rows found"
+    assert len(module.ROW.findall(page)) == len(module.columns()) - 1  # every method (not single-task)
+    assert page == module.render(page), (
+        "docs/methods/index.md differs: run `python benchmarks/method_table.py`"
+    )
+
+
+def test_method_pages_quote_their_own_qm9_result_of_the_real_run() -> None:
+    """The first "QM9 ... +x% Δm" of a method page is that method's result in the committed
+    real run (benchmarks/results/real-run/results.json), to the digits quoted."""
+    import json
+
+    real = json.loads((ROOT / "benchmarks" / "results" / "real-run" / "results.json").read_text())
+    qm9 = real["problems"]["qm9"]["methods"]
+    quote = re.compile(r"QM9[^.]*?([+-]\d+(?:\.\d+)?)% Δm")
+    checked = 0
+    for page in sorted((ROOT / "docs" / "methods").glob("*.md")):
+        found = quote.search(page.read_text())
+        if found is None or page.stem not in qm9:
+            continue
+        text = found.group(1)
+        digits = len(text.split(".")[1]) if "." in text else 0
+        assert float(text) == round(qm9[page.stem]["delta_stl"]["mean"], digits), (
+            f"docs/methods/{page.name} quotes {text}% on QM9; the results file says "
+            f"{qm9[page.stem]['delta_stl']['mean']:+.{digits}f}"
+        )
+        checked += 1
+    assert checked >= 10
+
+
+def _ms(d: dict[str, float]) -> str:
+    return f"{d['mean']:+.2f} ± {d['std']:.2f}"
+
+
+def test_method_pages_real_run_rows_are_the_results_file() -> None:
+    """Every `| \\`method\\` | ... |` row of a method page's real-run table."""
+    import json
+    import statistics
+
+    real = json.loads((ROOT / "benchmarks" / "results" / "real-run" / "results.json").read_text())
+    problems = real["problems"]
+    row = re.compile(r"^\| `([a-z0-9-]+)` \| ([^|]+) \| ([^|]+) \| ([^|]+) \| ([^|]+) \| ([^|]+) \|$", re.M)
+    checked = 0
+    for page in sorted((ROOT / "docs" / "methods").glob("*.md")):
+        for name, *cells in row.findall(page.read_text()):
+            if name not in problems["qm9"]["methods"]:
+                continue
+            expected = [_ms(problems[p]["methods"][name]["delta_stl"]) for p in problems]
+            mean = statistics.mean(problems[p]["methods"][name]["delta_stl"]["mean"] for p in problems)
+            assert [c.strip() for c in cells] == [*expected, f"{mean:+.2f}"], (
+                f"docs/methods/{page.name}: {name}"
+            )
+            checked += 1
+    assert checked >= 25
+
+
+def test_method_pages_captions_are_the_docs_run() -> None:
+    """Each method page's "test Δm% is **x** ... **y**" comes from the committed docs run
+    (``python docs/gen_plots.py`` writes both)."""
+    import importlib.util
+    import json
+
+    spec = importlib.util.spec_from_file_location("gen_plots", ROOT / "docs" / "gen_plots.py")
+    assert spec is not None and spec.loader is not None
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    run = json.loads(gen.RESULTS.read_text())["methods"]
+    checked = 0
+    for page in sorted((ROOT / "docs" / "methods").glob("*.md")):
+        found = gen.CAPTION.search(page.read_text())
+        if page.stem not in run:
+            continue
+        assert found, f"docs/methods/{page.name} has no caption sentence"
+        assert (found[2], found[4]) == gen.caption_numbers(run[page.stem]), f"docs/methods/{page.name}"
+        checked += 1
+    assert checked >= 25
+
+
+@pytest.mark.parametrize(
+    ("page", "method"), [("uw", "uw"), ("uw-simplified", "uw-simplified"), ("uw-revised", "uw-revised")]
+)
+def test_uncertainty_pages_quote_the_sigma_of_the_docs_run(page: str, method: str) -> None:
+    import json
+
+    run = json.loads((ROOT / "benchmarks" / "results" / "noisy-tasks-docs.json").read_text())["methods"]
+    sigma = [f"{run[method]['sigma'][t]['mean']:.2f}" for t in ("reg_1", "reg_3", "reg_10")]
+    text = (ROOT / "docs" / "methods" / f"{page}.md").read_text()
+    assert ", ".join(sigma) + " for" in text or ", ".join(sigma) + " against" in text, (page, sigma)
+
+
+def test_uncertainty_captions_quote_the_learned_sigma_of_the_docs_run() -> None:
+    import importlib.util
+    import json
+
+    spec = importlib.util.spec_from_file_location("gen_plots", ROOT / "docs" / "gen_plots.py")
+    assert spec is not None and spec.loader is not None
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    run = json.loads(gen.RESULTS.read_text())["methods"]
+    for page in sorted((ROOT / "docs" / "methods").glob("*.md")):
+        found = gen.SIGMA.search(page.read_text())
+        if found:
+            assert found.group(0) == gen.sigma_sentence(run[page.stem]), f"docs/methods/{page.name}"
