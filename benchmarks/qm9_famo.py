@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import time
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +36,6 @@ def main() -> None:
     parser.add_argument("--out", default=None, help="write the Markdown block here")
     parser.add_argument("--readme", action="store_true", help="copy the block into README.md")
     args = parser.parse_args()
-    t0 = time.perf_counter()
     problem = get_problem("qm9")
     tasks = list(problem.tasks)
     split: tuple[Any, Any] | None = None
@@ -56,8 +54,9 @@ def main() -> None:
                     write_atomic(path, json.dumps(cell))
                 cells[(method, epochs, seed)] = cell
     higher = dict.fromkeys(tasks, False)
+    train_s = sum(c["time_per_step"] * c["steps"] for c in cells.values())
     lines = [
-        f"QM9, 11 targets, {args.seeds} seeds, mean ± std over seeds ({time.perf_counter() - t0:.0f} s; "
+        f"QM9, 11 targets, {args.seeds} seeds, mean ± std over seeds ({train_s / 60:.0f} min of training; "
         "`python benchmarks/qm9_famo.py`). Δm% against equal weighting at the same budget "
         "(lower is better) and, per method, the task it helps most and hurts most (MAE ratio to equal):",
         "",
@@ -84,6 +83,25 @@ def main() -> None:
         best, worst = min(ratio, key=ratio.__getitem__), max(ratio, key=ratio.__getitem__)
         row.append(f"{best} {ratio[best]:.2f}× / {worst} {ratio[worst]:.2f}×")
         lines.append(f"| `{method}` | " + " | ".join(row) + " |")
+    e = BUDGETS[-1]
+    lines += [
+        "",
+        f"Each method's weights in its last epoch at {e} epochs (mean over steps and seeds; FAMO's "
+        "effective weight on Lᵢ is its zᵢ/Lᵢ, normalised):",
+        "",
+        "| method | " + " | ".join(tasks) + " |",
+        "|---|" + "---|" * len(tasks),
+    ]
+    for method in METHODS[1:]:
+        w = [
+            statistics.mean(cells[(method, e, s)]["weights"][t][-1] for s in range(args.seeds)) for t in tasks
+        ]
+        lines.append(f"| `{method}` | " + " | ".join(f"{v:.2f}" for v in w) + " |")
+    loss = [
+        statistics.mean(cells[("equal", e, s)]["loss_curves"][t][-1] for s in range(args.seeds))
+        for t in tasks
+    ]
+    lines.append("| `equal`: last-epoch training loss | " + " | ".join(f"{v:.2g}" for v in loss) + " |")
     publish("\n".join(lines) + "\n", args.out, args.readme, "qm9famo")
 
 
