@@ -97,3 +97,25 @@ def test_qm9_pair_in_physical_units_keeps_the_targets_scales() -> None:
         get_problem("census").restrict(["income"], physical_units=True)
     with pytest.raises(ValueError, match="restrict to distinct tasks"):
         get_problem("census").restrict(["income", "income"])
+
+
+@pytest.mark.parametrize(
+    ("uw", "best", "words"),
+    [
+        ((-5.0, 1.0), (-4.0, 0.5), ["better than equal weighting", "within the seed spread of the best"]),
+        ((-0.01, 0.0), (0.0, 0.0), ["level with equal weighting", "within the seed spread of the best"]),
+        ((3.0, 1.0), (-4.0, 0.5), ["worse than equal weighting", "7.00 points behind the best grid point"]),
+        ((-1.0, 1.0), (-1.5, 0.5), ["within the seed spread of equal weighting"]),
+    ],
+)
+def test_claim_sentence_follows_its_rule(
+    uw: tuple[float, float], best: tuple[float, float], words: list[str]
+) -> None:
+    res = {
+        "name": "p[a+b]",
+        "why": "why",
+        "grid": [{"delta_equal": {"mean": best[0], "std": best[1]}}],
+        "learned": {"uw": {"delta_equal": {"mean": uw[0], "std": uw[1]}, "rank": 1}},
+    }
+    sentence = grid_mod._claim(res, res["grid"][0])
+    assert all(w in sentence for w in words), sentence

@@ -9,7 +9,10 @@ lands among the grid points.
 
 The grid is w_A = 0, 0.1, ..., 1 (w_B = 1 − w_A) and, for pairs whose losses differ in
 scale, the ratios w_A / w_B = 10^k for k = −5..5 (k ≠ 0), normalised to w_A + w_B = 1.
-Points are ranked by Δm% against equal weighting (lower is better).
+Points are ranked by Δm% against equal weighting (lower is better). A learned method is
+called better (worse) than equal weighting when its mean Δm% is below (above) zero by
+more than twice its seed spread and by at least 0.1 points, and within the spread of
+the best grid point when the gap is at most twice the larger of the two spreads.
 """
 
 from __future__ import annotations
@@ -61,6 +64,9 @@ PAIRS: dict[str, Pair] = {
         "qm9", ("mu", "r2"), 5, True, True, why="dipole moment (Debye) and R² (Bohr²): losses about 10⁴ apart"
     ),
 }
+
+#: differences in Δm% smaller than this are called level, whatever the seed spread
+NEGLIGIBLE = 0.1
 
 #: the learned methods ``--grid`` places among the grid points by default
 LEARNED = ("equal", "uw", "uw-revised", "uw-simplified", "famo", "nash-mtl", "upgrad")
@@ -228,13 +234,14 @@ def _claim(res: dict[str, Any], best: dict[str, Any]) -> str:
     d, s = uw["delta_equal"]["mean"], uw["delta_equal"]["std"]
     gap = d - best["delta_equal"]["mean"]
     spread = max(s, best["delta_equal"]["std"])
-    vs_equal = (
-        "better than equal weighting"
-        if d < -2 * s and d < 0
-        else "worse than equal weighting"
-        if d > 2 * s and d > 0
-        else "within the seed spread of equal weighting"
-    )
+    if abs(d) < NEGLIGIBLE:
+        vs_equal = f"level with equal weighting (|Δm%| < {NEGLIGIBLE})"
+    elif d < -2 * s:
+        vs_equal = "better than equal weighting"
+    elif d > 2 * s:
+        vs_equal = "worse than equal weighting"
+    else:
+        vs_equal = "within the seed spread of equal weighting"
     vs_best = (
         "within the seed spread of the best grid point"
         if gap <= 2 * spread
