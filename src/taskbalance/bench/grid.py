@@ -234,8 +234,9 @@ def _claim(res: dict[str, Any], best: dict[str, Any]) -> str:
     d, s = uw["delta_equal"]["mean"], uw["delta_equal"]["std"]
     gap = d - best["delta_equal"]["mean"]
     spread = max(s, best["delta_equal"]["std"])
+    note = ""
     if abs(d) < NEGLIGIBLE:
-        vs_equal = f"level with equal weighting (|Δm%| < {NEGLIGIBLE})"
+        vs_equal, note = "level with equal weighting", f", under {NEGLIGIBLE} points"
     elif d < -2 * s:
         vs_equal = "better than equal weighting"
     elif d > 2 * s:
@@ -248,7 +249,7 @@ def _claim(res: dict[str, Any], best: dict[str, Any]) -> str:
         else f"{gap:.2f} points behind the best grid point"
     )
     rank = f"rank {uw['rank']} of {len(res['grid'])}"
-    return f"{name}: uw is {vs_equal} ({d:+.2f} ± {s:.2f}) and {vs_best} ({rank})."
+    return f"{name}: uw is {vs_equal} ({d:+.2f} ± {s:.2f}{note}) and {vs_best} ({rank})."
 
 
 def plot_grid(results: dict[str, Any], path: str | Path) -> None:
