@@ -29,6 +29,10 @@ BLOCKS = {
         "taskbalance bench --grid --out benchmarks/results/grid; "
         "python benchmarks/readme_block.py grid benchmarks/results/grid/summary.md",
     ),
+    "fullrunlong": (
+        "real-run-long/table.md",
+        "python benchmarks/real_run_table.py benchmarks/results/real-run-long --marker fullrunlong --readme",
+    ),
     "fullrun": (
         "real-run/table.md",
         "python benchmarks/real_run_table.py benchmarks/results/real-run --marker fullrun --readme",

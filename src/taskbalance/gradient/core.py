@@ -185,7 +185,9 @@ class GradientBalancer(Balancer):
             grad_scale = scaler.get_scale()
         self._grad_scale = 1.0 if grad_scale is None else grad_scale
         wrt = [_behind_ddp_sink(t) for t in inputs] if mode == "features" else None
-        if mode == "params" and group is None and self._uses_gramian_engine():
+        # on one process only: under torch.distributed the direction must reach the
+        # shared parameters through autograd, where DDP's hooks see it
+        if mode == "params" and not is_initialized() and self._uses_gramian_engine():
             done = self._gramian_backward(scaled, objectives, inputs, values, idx, names, grad_scale, scale)
             if done is not None:
                 return done
@@ -471,8 +473,8 @@ class GramianBalancer(GradientBalancer):
     """A gradient method whose weights depend on the task Gramian M = J Jᵀ only.
 
     The Gramian is formed in float64 (K × K, cheap) for the solvers' sake; the
-    direction is ``weights @ J`` in J's dtype. In parameter mode (on one process, with
-    no step hooks) J is never held whole: each parameter's (K, nᵢ) block of per-task
+    direction is ``weights @ J`` in J's dtype. In parameter mode (outside
+    torch.distributed, with no step hooks) J is never held whole: each parameter's (K, nᵢ) block of per-task
     gradients is added to M and, when the blocks of all parameters fit in
     ``max_jacobian_bytes``, kept for the direction; otherwise the parameters are taken
     in groups of at most that many bytes, one vectorised backward each, and the
