@@ -11,11 +11,11 @@ tasks, mean ± std over seeds, and MMoE's and PLE's gain over hard sharing in pe
 
 from __future__ import annotations
 
-import argparse
 import statistics
 from typing import Any
 
 import torch
+from readme_block import parser as readme_parser
 from readme_block import publish
 
 from taskbalance.bench.problems import get_problem
@@ -26,12 +26,10 @@ ARCHS = ("hard", "mmoe", "ple")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = readme_parser(__doc__)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--cells", default="bench-arch", help="where the resumable cells go")
-    parser.add_argument("--out", default=None, help="write the Markdown block here")
-    parser.add_argument("--readme", action="store_true", help="copy the block into README.md")
     args = parser.parse_args()
     problems = [f"mmoe-synthetic:{c}" for c in CORRELATIONS]
     per_seed: dict[tuple[str, float], list[float]] = {}

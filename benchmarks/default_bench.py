@@ -12,7 +12,6 @@ built from the run's results.json).
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
 import os
@@ -20,15 +19,14 @@ import shutil
 import time
 from pathlib import Path
 
+from readme_block import parser as readme_parser
 from readme_block import publish
 
 from taskbalance.cli import main as taskbalance
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=None, help="write the Markdown block here")
-    parser.add_argument("--readme", action="store_true", help="copy the block into README.md")
+    parser = readme_parser(__doc__)
     parser.add_argument("--run-dir", default="results/default-run", help="where the run's results go")
     args = parser.parse_args()
     run = Path(args.run_dir)

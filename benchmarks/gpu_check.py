@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import taskbalance as tb
+from taskbalance.cli import _table
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -220,13 +221,6 @@ def part_cost(device: str, quick: bool) -> list[list[str]]:
         1, [f"encoder: {params / 1e6:.2f} M parameters, batch {shape['batch']}", "", "", "", "", "", ""]
     )
     return rows
-
-
-def _table(rows: list[list[str]]) -> str:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
 
 
 def main() -> int:

@@ -13,13 +13,13 @@ gradients exactly), and each method's test loss ratio Lᵢ(T)/Lᵢ(0) averaged o
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import statistics
 import time
 from pathlib import Path
 
+from readme_block import parser as readme_parser
 from readme_block import publish
 
 from taskbalance.bench.problems import get_problem
@@ -34,11 +34,9 @@ def _slope(xs: list[float], ys: list[float]) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = readme_parser(__doc__)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--cells", default="bench-gradnorm-toy", help="where the resumable cells go")
-    parser.add_argument("--out", default=None, help="write the Markdown block here")
-    parser.add_argument("--readme", action="store_true", help="copy the block into README.md")
     args = parser.parse_args()
     t0 = time.perf_counter()
     seeds = list(range(args.seeds))

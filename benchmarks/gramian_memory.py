@@ -34,6 +34,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from readme_block import parser as readme_parser
 from readme_block import publish
 from torch import nn
 
@@ -110,11 +111,9 @@ CONFIGS = [
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = readme_parser(__doc__)
     parser.add_argument("--ks", default="3,10,40")
     parser.add_argument("--steps", type=int, default=5)
-    parser.add_argument("--out", default=None)
-    parser.add_argument("--readme", action="store_true")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:

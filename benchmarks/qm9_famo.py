@@ -14,27 +14,24 @@ ratio against equal weighting for the best and the worst task.
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
 from pathlib import Path
 from typing import Any
 
+from readme_block import parser as readme_parser
 from readme_block import publish
 
 from taskbalance.bench.problems import get_problem
-from taskbalance.bench.runner import delta_m, read_cell, train_cell, write_atomic
+from taskbalance.bench.runner import delta_m, read_cell, save_cell, train_cell
 
 METHODS = ("equal", "uw", "famo", "famo:gamma=0.001", "gradnorm")
 BUDGETS = (2, 10)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = readme_parser(__doc__)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--cells", default="bench-qm9-famo", help="where the resumable cells go")
-    parser.add_argument("--out", default=None, help="write the Markdown block here")
-    parser.add_argument("--readme", action="store_true", help="copy the block into README.md")
     args = parser.parse_args()
     problem = get_problem("qm9")
     tasks = list(problem.tasks)
@@ -50,8 +47,7 @@ def main() -> None:
                     if split is None:
                         split = problem.load()
                     cell = train_cell(problem, split[0], split[1], method, seed, epochs)
-                    cell["config"] = config
-                    write_atomic(path, json.dumps(cell))
+                    save_cell(path, config, cell)
                 cells[(method, epochs, seed)] = cell
     higher = dict.fromkeys(tasks, False)
     train_s = sum(c["time_per_step"] * c["steps"] for c in cells.values())

@@ -3,6 +3,7 @@ checks that the README and the committed results file agree)."""
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -14,6 +15,14 @@ def copy_to_readme(text: str, marker: str) -> None:
     start, end = f"<!-- {marker}:start -->\n", f"<!-- {marker}:end -->"
     head, rest = old.split(start, 1)
     README.write_text(head + start + text + end + rest.split(end, 1)[1])
+
+
+def parser(doc: str) -> argparse.ArgumentParser:
+    """A benchmark script's parser, with ``--out`` and ``--readme`` (see :func:`publish`)."""
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
+    p.add_argument("--out", default=None, help="write the Markdown block here")
+    p.add_argument("--readme", action="store_true", help="copy the block into README.md")
+    return p
 
 
 def publish(text: str, out: str | None, readme: bool, marker: str) -> None:

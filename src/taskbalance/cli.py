@@ -13,6 +13,7 @@ import argparse
 import sys
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from .bench.problems import ARCHS, PROBLEMS, get_problem
 from .registry import methods
@@ -120,21 +121,22 @@ def resolve(args: argparse.Namespace) -> tuple[tuple[str, ...], tuple[str, ...]]
     return args.problems or ("noisy-scales",), args.methods or tuple(methods())
 
 
+def _run_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The options ``run_bench`` and ``run_grid`` take alike, from the command line."""
+    return {
+        "epochs": args.epochs,
+        "device": args.device,
+        "quick": args.quick,
+        "data_path": args.data_dir,
+        "progress": not args.no_progress,
+    }
+
+
 def _grid(args: argparse.Namespace, problems: tuple[str, ...], names: tuple[str, ...]) -> int:
     from .bench.grid import grid_markdown, run_grid, write_grid_reports
 
     start = time.perf_counter()
-    results = run_grid(
-        list(problems),
-        list(names),
-        list(range(args.seeds)),
-        args.out,
-        quick=args.quick,
-        epochs=args.epochs,
-        device=args.device,
-        data_path=args.data_dir,
-        progress=not args.no_progress,
-    )
+    results = run_grid(list(problems), list(names), list(range(args.seeds)), args.out, **_run_options(args))
     paths = write_grid_reports(results, args.out, plots=not args.no_plots)
     print(grid_markdown(results))
     print(f"wrote {', '.join(p.name for p in paths)} into {args.out} ({time.perf_counter() - start:.0f}s)")
@@ -179,18 +181,7 @@ def _bench(args: argparse.Namespace) -> int:
     skip_plots = not args.no_plots and not plots_available()
     start = time.perf_counter()
     seeds = list(range(args.seeds))
-    results = run_bench(
-        problems,
-        names,
-        seeds,
-        args.out,
-        epochs=args.epochs,
-        device=args.device,
-        quick=args.quick,
-        data_path=args.data_dir,
-        progress=not args.no_progress,
-        arch=args.arch,
-    )
+    results = run_bench(problems, names, seeds, args.out, arch=args.arch, **_run_options(args))
     paths = write_reports(results, args.out, plots=not args.no_plots)
     print(terminal_table(results))
     plots = "" if args.no_plots or skip_plots else " and the plots"

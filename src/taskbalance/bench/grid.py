@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import statistics
 import sys
 import time
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .problems import Problem, Split, get_problem
-from .runner import delta_m, read_cell, train_cell, write_atomic
+from .runner import delta_m, mean_std, read_cell, save_cell, train_cell, write_atomic
 
 __all__ = ["Pair", "PAIRS", "LEARNED", "grid_points", "run_grid", "grid_markdown", "plot_grid"]
 
@@ -143,8 +142,7 @@ def run_grid(
                     if data is None:
                         data = problem.load(quick=quick, path=data_path)
                     cell = train_cell(problem, data[0], data[1], spec, seed, ep, device)
-                    cell["config"] = config
-                    write_atomic(path, json.dumps(cell))
+                    save_cell(path, config, cell)
                 cells[spec].append(cell)
                 train_s += cell["time_per_step"] * cell["steps"]
                 done += 1
@@ -181,14 +179,10 @@ def _row(runs: list[dict[str, Any]], base: list[dict[str, Any]], higher: dict[st
     """Mean ± std over seeds of one grid point or method, and its Δm% against ``base``."""
     d = [delta_m(r["metrics"], b["metrics"], higher) for r, b in zip(runs, base)]
     return {
-        "metrics": {t: _ms([r["metrics"][t] for r in runs]) for t in higher},
-        "delta_equal": _ms(d),
-        "weights": {t: _ms([r["weights"][t][-1] for r in runs]) for t in higher},
+        "metrics": {t: mean_std([r["metrics"][t] for r in runs]) for t in higher},
+        "delta_equal": mean_std(d),
+        "weights": {t: mean_std([r["weights"][t][-1] for r in runs]) for t in higher},
     }
-
-
-def _ms(values: list[float]) -> dict[str, float]:
-    return {"mean": statistics.mean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0}
 
 
 def _w(w: list[float]) -> str:

@@ -33,7 +33,17 @@ from ..base import Balancer
 from ..registry import create, get_method, options
 from .problems import Problem, Split, get_problem
 
-__all__ = ["train_cell", "run_bench", "delta_m", "write_atomic", "STL", "parse_method"]
+__all__ = [
+    "train_cell",
+    "run_bench",
+    "delta_m",
+    "write_atomic",
+    "save_cell",
+    "read_cell",
+    "mean_std",
+    "STL",
+    "parse_method",
+]
 
 STL = "single-task"
 
@@ -283,8 +293,7 @@ def run_bench(
             }
         else:
             result = train_cell(problem, train, test, method, seed, ep, device, arch=arch)
-        result["config"] = config
-        write_atomic(path, json.dumps(result, indent=1))
+        save_cell(path, config, result)
         done += 1
         if on_cell is not None:
             on_cell(p_name, method, seed)
@@ -292,6 +301,12 @@ def run_bench(
         _progress(done, len(cells), "done", t0)
         sys.stderr.write("\n")
     return aggregate(root, problems, methods, seeds, epochs, quick, arch)
+
+
+def save_cell(path: Path, config: dict[str, Any], result: dict[str, Any]) -> None:
+    """Write a finished cell with its ``config`` (atomically), as :func:`read_cell` reads it."""
+    result["config"] = config
+    write_atomic(path, json.dumps(result, indent=1))
 
 
 def read_cell(path: Path, config: dict[str, Any], tasks: Sequence[str]) -> dict[str, Any] | None:
@@ -344,10 +359,10 @@ def aggregate(
         for m, runs in cells.items():
             per_seed_stl = [delta_m(r["metrics"], c["metrics"], higher) for r, c in zip(runs, cells[STL])]
             row = {
-                "metrics": {t: _mean_std([r["metrics"][t] for r in runs]) for t in problem.tasks},
-                "delta_stl": _mean_std(per_seed_stl),
+                "metrics": {t: mean_std([r["metrics"][t] for r in runs]) for t in problem.tasks},
+                "delta_stl": mean_std(per_seed_stl),
                 "time_per_step": statistics.mean(r["time_per_step"] for r in runs),
-                "sigma": {t: _mean_std([r["sigma"][t] for r in runs]) for t in runs[0]["sigma"]},
+                "sigma": {t: mean_std([r["sigma"][t] for r in runs]) for t in runs[0]["sigma"]},
                 "weights": {
                     t: [statistics.mean(v) for v in zip(*(r["weights"][t] for r in runs))]
                     for t in runs[0]["weights"]
@@ -358,7 +373,7 @@ def aggregate(
                 },
             }
             if "equal" in cells:
-                row["delta_equal"] = _mean_std(
+                row["delta_equal"] = mean_std(
                     [delta_m(r["metrics"], c["metrics"], higher) for r, c in zip(runs, cells["equal"])]
                 )
             rows[m] = row
@@ -383,5 +398,6 @@ def aggregate(
     return results
 
 
-def _mean_std(values: list[float]) -> dict[str, float]:
+def mean_std(values: list[float]) -> dict[str, float]:
+    """``{"mean": ..., "std": ...}`` over seeds (std 0 for one value)."""
     return {"mean": statistics.mean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0}

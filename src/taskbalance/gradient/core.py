@@ -279,7 +279,7 @@ class GradientBalancer(Balancer):
             return None  # e.g. an op without a vmap rule: the Jacobian path falls back per task
         if grad_scale is not None:
             gram = gram / (grad_scale * grad_scale)
-        dtype = next(b.dtype for b in [*(blocks or []), inputs[0]] if b is not None)
+        dtype = inputs[0].dtype  # the blocks' dtype: gradients have their parameter's
         self._jac_dtype = dtype
         if grad_scale is not None and not bool(torch.isfinite(gram).all()):
             weights = None
