@@ -7,7 +7,7 @@
 from importlib import metadata as _metadata
 
 from . import amp, distributed, monitor, nn
-from .base import TASK_TYPES, Balancer, InvalidLossError
+from .base import TASK_TYPES, Balancer, InvalidLossError, SeededGenerator, Step
 from .gradient import (
     DBMTL,
     IMTL,
@@ -66,6 +66,8 @@ __all__ = [
     "PCGrad",
     "UPGrad",
     "Balancer",
+    "SeededGenerator",
+    "Step",
     "DWA",
     "DynamicWeightedLoss",
     "AutomaticWeightedLoss",

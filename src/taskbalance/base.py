@@ -19,11 +19,10 @@ same for all of them, so that a method file only states its formula:
 
 from __future__ import annotations
 
+import abc
 import copy
-import math
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from collections.abc import Set as AbstractSet
 from typing import Any, ClassVar, Literal
 
 import torch
@@ -32,81 +31,34 @@ from torch.utils.hooks import RemovableHandle
 
 from .absent import track
 from .distributed import active_group, broadcast_seed, global_losses
+from .inputs import (
+    TASK_TYPES,
+    InvalidLossError,
+    LossInput,
+    SignRule,
+    TaskSpec,
+    check_number,
+    check_values,
+    collect_losses,
+    parse_tasks,
+    per_task,
+)
+from .state import Mode, Step
 
 __all__ = [
     "Balancer",
     "SeededGenerator",
+    "Step",
     "LossInput",
     "TaskSpec",
     "TASK_TYPES",
     "InvalidLossError",
+    "SignRule",
     "parse_tasks",
 ]
 
-TASK_TYPES: tuple[str, ...] = ("regression", "classification")
-
-TaskSpec = Mapping[str, str] | Sequence[str] | int
-"""Tasks: a mapping ``name -> type``, a sequence of names, or a number of tasks."""
-
-LossInput = Mapping[str, Tensor] | Sequence[Tensor | None] | Tensor
-"""Losses: a mapping ``name -> scalar tensor``, a sequence in declared order, or a
-stacked (K,) tensor in declared order."""
-
-SignRule = Literal["any", "nonnegative", "positive"]
-
 StepHook = Callable[["Balancer", dict[str, Tensor]], None]
 """A step hook: called with the balancer and its stats after every step."""
-
-
-class InvalidLossError(ValueError):
-    """A task loss that the balancer cannot use; the message names the task."""
-
-
-def parse_tasks(tasks: TaskSpec) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Normalise a task declaration into ``(names, types)``.
-
-    A mapping gives each task's type (``"regression"`` or ``"classification"``); a
-    sequence of names or a count declares regression tasks.
-
-    Example:
-        >>> parse_tasks({"depth": "regression", "seg": "classification"})
-        (('depth', 'seg'), ('regression', 'classification'))
-        >>> parse_tasks(2)
-        (('0', '1'), ('regression', 'regression'))
-    """
-    if isinstance(tasks, bool):
-        raise TypeError("tasks must be a mapping name -> type, a sequence of names or an int")
-    if isinstance(tasks, int):
-        if tasks < 1:
-            raise ValueError(f"the number of tasks must be at least 1, got {tasks}")
-        names: tuple[str, ...] = tuple(str(i) for i in range(tasks))
-        return names, ("regression",) * tasks
-    if isinstance(tasks, Mapping):
-        names = tuple(tasks.keys())
-        types = tuple(tasks.values())
-    elif isinstance(tasks, AbstractSet):
-        raise TypeError(
-            f"tasks is a {type(tasks).__name__}, whose order changes from one process to the next "
-            "(PYTHONHASHSEED), so losses given as a sequence would go to the wrong tasks: "
-            f"pass a list or tuple, e.g. tasks={sorted(map(str, tasks))!r}"
-        )
-    elif isinstance(tasks, (str, bytes)) or not isinstance(tasks, Iterable):
-        raise TypeError(
-            f"tasks must be a mapping name -> type, a sequence of names or an int, got {type(tasks).__name__}"
-        )
-    else:
-        names = tuple(tasks)
-        types = ("regression",) * len(names)
-    if not names:
-        raise ValueError("at least one task must be declared")
-    for name, kind in zip(names, types):
-        if not isinstance(name, str) or not name:
-            raise TypeError(f"task names must be non-empty strings, got {name!r}")
-        if kind not in TASK_TYPES:
-            raise ValueError(f"task {name!r} has type {kind!r}; expected one of {', '.join(TASK_TYPES)}")
-    if len(set(names)) != len(names):
-        raise ValueError(f"task names must be unique, got {list(names)}")
-    return names, types
 
 
 class SeededGenerator:
@@ -165,15 +117,26 @@ class SeededGenerator:
         self._pending = (state["device"], state["state"]) if state["state"] is not None else None
 
 
-_SIGN_TEXT = {"positive": "> 0", "nonnegative": ">= 0"}
-
-
-class Balancer(nn.Module):
+class Balancer(nn.Module, metaclass=abc.ABCMeta):
     r"""Base class of every balancing method.
 
-    A subclass implements :meth:`_combine`, which maps the stacked losses of the tasks
-    present in a call to the scalar training loss and the per-task weights
-    :math:`w_i = \partial\,\text{total} / \partial L_i`.
+    A method implements one abstract method, :meth:`_combine` (loss-based methods), or
+    ``_weights`` / ``_aggregate`` of :class:`~taskbalance.gradient.GradientBalancer`
+    (gradient-based ones); everything else is optional. The extension points:
+
+    * ``_combine(losses, step)``: the stacked losses of the tasks present, to the
+      scalar training loss and the per-task weights
+      :math:`w_i = \partial\,\text{total} / \partial L_i`;
+    * :meth:`add_state` in ``__init__``: per-task tensors, random generators and
+      other values, read and written in a call through its :class:`Step`
+      (``step.get``/``step.set``), which handles the present tasks, evaluation and
+      checkpointing;
+    * :meth:`_number` and :meth:`_per_task`: validated hyper-parameters;
+    * the class attributes :attr:`sign_rule` and :attr:`sign_reason` (losses of which
+      sign the method needs), and :meth:`_validate_values` for a further check;
+    * :meth:`epoch_end` and :meth:`after_step`, the public hooks of the training loop;
+    * :meth:`_stats` (values for the step hooks) and :meth:`_on_load` (derived state
+      to rebuild after ``load_state_dict``).
 
     Args:
         tasks: a mapping ``name -> "regression" | "classification"``, a sequence of
@@ -238,38 +201,67 @@ class Balancer(nn.Module):
         self.sync_dist = bool(sync_dist)
         self.process_group = process_group
         self._seed_synced = False
+        self._state_dims: dict[str, tuple[int, ...]] = {}
+        self._generators: dict[str, SeededGenerator] = {}
+        self._values: list[str] = []
+
+    # ------------------------------------------------------------------- state
+    def add_state(
+        self, name: str, default: Any, *, task_dims: Sequence[int] = (0,), persistent: bool = True
+    ) -> Any:
+        """Declare state of the method, once, in ``__init__``; returns what was declared.
+
+        * a tensor is registered as a buffer ``self.<name>`` with one entry per task
+          along each of ``task_dims`` (``()`` for state that is not per task); a call
+          reads and writes the present tasks' entries with ``step.get(name)`` and
+          ``step.set(name, value)`` (see :class:`Step`). ``persistent=False`` keeps it
+          out of ``state_dict`` (state derived from the rest: rebuild it in
+          :meth:`_on_load`);
+        * a :class:`SeededGenerator` becomes ``self.<name>``: saved in ``state_dict``
+          and given rank 0's seed under ``torch.distributed``;
+        * any other value becomes the attribute ``self.<name>``, saved in
+          ``state_dict`` as it is (a step count, a flag, a list).
+
+        Example:
+            >>> import torch, taskbalance as tb
+            >>> b = tb.create("equal", tasks=2)
+            >>> b.add_state("seen", torch.zeros(2)).tolist()
+            [0.0, 0.0]
+            >>> "seen" in b.state_dict()
+            True
+        """
+        if name in self._state_dims or name in self._generators or name in self._values:
+            raise ValueError(f"{type(self).__name__}: state {name!r} is declared twice")
+        if isinstance(default, Tensor):
+            dims = tuple(task_dims)
+            for d in dims:
+                if default.shape[d] != self.num_tasks:
+                    raise ValueError(
+                        f"{type(self).__name__}: state {name!r} has shape {tuple(default.shape)}; "
+                        f"dimension {d} must have one entry per task ({self.num_tasks})"
+                    )
+            self.register_buffer(name, default, persistent=persistent)
+            self._state_dims[name] = dims
+        elif isinstance(default, SeededGenerator):
+            self._generators[name] = default
+            setattr(self, name, default)
+        else:
+            self._values.append(name)
+            setattr(self, name, default)
+        return default
+
+    def _state_tensor(self, name: str) -> Tensor:
+        buf = self._buffers.get(name)
+        if buf is None:
+            raise KeyError(f"{type(self).__name__} has no declared tensor state {name!r}")
+        return buf
 
     # ------------------------------------------------------------------ inputs
-    def _number(
-        self,
-        name: str,
-        value: Any,
-        *,
-        low: float | None = None,
-        high: float | None = None,
-        open_low: bool = False,
-        open_high: bool = False,
-    ) -> float:
-        """``value`` as a finite float within the given bounds, or a ``ValueError``
-        that names the method, the argument and its range."""
-        lo = "" if low is None else f"{'>' if open_low else '>='} {low:g}"
-        hi = "" if high is None else f"{'<' if open_high else '<='} {high:g}"
-        expected = " and ".join(x for x in (lo, hi) if x) or "finite"
-        try:
-            v = float(value)
-        except (TypeError, ValueError):
-            v = math.nan
-        ok = (
-            isinstance(value, (int, float))
-            and not isinstance(value, bool)
-            and math.isfinite(v)
-            and (low is None or (v > low if open_low else v >= low))
-            and (high is None or (v < high if open_high else v <= high))
-        )
-        if not ok:
-            method = self.name or type(self).__name__
-            raise ValueError(f"{method}: {name} must be a finite number {expected}, got {value!r}")
-        return v
+    def _number(self, name: str, value: Any, **bounds: Any) -> float:
+        """Hyper-parameter ``name`` as a finite float within ``bounds`` (``low``,
+        ``high``, ``open_low``, ``open_high``), or a one-line ``ValueError`` naming the
+        method, the argument and its range (:func:`~taskbalance.inputs.check_number`)."""
+        return check_number(self.name or type(self).__name__, name, value, **bounds)
 
     def _per_task(
         self,
@@ -277,84 +269,34 @@ class Balancer(nn.Module):
         what: str,
         default: float | None = None,
     ) -> list[float]:
-        """One finite number per declared task, from a mapping by task name, a sequence
-        in declared order, one number for every task, or ``default`` when ``values`` is
-        None; NaN and infinite values are refused with the task's name.
-        """
-        k = self.num_tasks
-        if values is None:
-            if default is None:
-                raise ValueError(f"{what} must be given")
-            out = [float(default)] * k
-        elif isinstance(values, (int, float)) and not isinstance(values, bool):
-            out = [float(values)] * k
-        elif isinstance(values, Mapping):
-            missing = [n for n in self.task_names if n not in values]
-            unknown = [n for n in values if n not in self._position]
-            if missing or unknown:
-                raise ValueError(
-                    f"{what} must name exactly the tasks {list(self.task_names)}; missing {missing}, "
-                    f"unknown {unknown}"
-                )
-            out = [float(values[n]) for n in self.task_names]
-        else:
-            out = [float(v) for v in values]  # type: ignore[union-attr]
-            if len(out) != k:
-                raise ValueError(f"got {len(out)} {what} for {k} tasks")
-        for n, v in zip(self.task_names, out):
-            if not math.isfinite(v):
-                raise ValueError(
-                    f"{self.name or type(self).__name__}: {what} of task {n!r} must be finite, got {v}"
-                )
-        return out
+        """One finite number per declared task (:func:`~taskbalance.inputs.per_task`)."""
+        return per_task(self.name or type(self).__name__, self.task_names, values, what, default)
 
     def _collect(self, losses: LossInput, need_grad: bool = True) -> tuple[list[str], list[Tensor]]:
         """Task names and tensors of the tasks present, in declared order, checked."""
-        if isinstance(losses, Tensor) and losses.ndim == 1:  # stacked (K,), as in LibMTL and TorchJD
-            losses = list(losses.unbind())
-        if isinstance(losses, Mapping):
-            unknown = [k for k in losses if k not in self._position]
-            if unknown:
-                raise KeyError(
-                    f"unknown task {unknown[0]!r}: this {type(self).__name__} was declared "
-                    f"with tasks {list(self.task_names)}"
-                )
-            present = [n for n in self.task_names if n in losses and losses[n] is not None]
-            tensors = [losses[n] for n in present]
-        elif isinstance(losses, (str, bytes)) or not isinstance(losses, Sequence):
-            raise TypeError(
-                "losses must be a mapping task -> scalar tensor or a sequence in "
-                f"declared order, got {type(losses).__name__}"
-            )
-        else:
-            if len(losses) != self.num_tasks:
-                raise ValueError(
-                    f"got {len(losses)} losses for {self.num_tasks} declared tasks "
-                    f"{list(self.task_names)}; use None for an absent task"
-                )
-            present = [n for n, v in zip(self.task_names, losses) if v is not None]
-            tensors = [v for v in losses if v is not None]
-        if not present:
-            raise ValueError("no task loss given: at least one task must be present")
-        grad_on = need_grad and torch.is_grad_enabled()
-        for n, t in zip(present, tensors):
-            if not isinstance(t, Tensor):
-                kind = type(t).__name__
-                article = "an" if kind[:1].lower() in "aeiou" else "a"
-                raise TypeError(f"loss of task {n!r} is {article} {kind}, not a tensor")
-            if t.ndim != 0:
-                raise InvalidLossError(
-                    f"loss of task {n!r} has shape {tuple(t.shape)}; expected a scalar "
-                    "(reduce it first, e.g. with .mean())"
-                )
-            if not t.is_floating_point():
-                raise InvalidLossError(f"loss of task {n!r} has dtype {t.dtype}; expected floating point")
-            if grad_on and not t.requires_grad:
-                raise InvalidLossError(
-                    f"loss of task {n!r} does not require grad (computed under no_grad or "
-                    "from detached tensors): the balancer cannot train on it"
-                )
-        return present, tensors
+        return collect_losses(type(self).__name__, self.task_names, losses, need_grad)
+
+    def _validate_values(self, names: Sequence[str], values: Tensor) -> bool:
+        """Return ``False`` to skip the step; raise on an invalid loss value.
+
+        One device-to-host copy of the K loss values (the step's only host
+        synchronisation). A method with a further condition on its losses extends this.
+        """
+        return self._check_losses(names, values, self.sign_rule, self.sign_reason)
+
+    def _check_losses(self, names: Sequence[str], values: Tensor, rule: SignRule, reason: str) -> bool:
+        """:func:`~taskbalance.inputs.check_values` with this balancer's settings (nothing
+        when ``check`` is off): for a method whose sign rule depends on its options."""
+        if not self.check:
+            return True
+        return check_values(
+            type(self).__name__,
+            names,
+            values,
+            rule=rule,
+            reason=reason,
+            skip_nonfinite=self.on_nonfinite == "skip",
+        )
 
     def _indices(self, present: Sequence[str], device: torch.device) -> Tensor | slice:
         """Index of the present tasks into per-task state (a slice when all are)."""
@@ -366,41 +308,6 @@ class Balancer(nn.Module):
             idx = torch.tensor(key[0], dtype=torch.long, device=device)
             self._index_cache[key] = idx
         return idx
-
-    @staticmethod
-    def _take(state: Tensor, idx: Tensor | slice) -> Tensor:
-        """Per-task ``state`` of the present tasks (``state`` itself when all are)."""
-        return state if isinstance(idx, slice) else state[idx]
-
-    def _validate_values(self, names: Sequence[str], values: Tensor) -> bool:
-        """Return ``False`` to skip the step; raise on an invalid loss value.
-
-        One device-to-host copy of the K loss values (the step's only host
-        synchronisation) and a check in Python: fewer kernel launches than
-        reducing on the device, and the offending task is at hand for the message.
-        """
-        if not self.check:
-            return True
-        vals = values.tolist()
-        nonfinite = [n for n, v in zip(names, vals) if not math.isfinite(v)]
-        if nonfinite:
-            if self.on_nonfinite == "skip":
-                return False
-            v = vals[list(names).index(nonfinite[0])]
-            raise InvalidLossError(
-                f"loss of task {nonfinite[0]!r} is not finite ({v}); pass on_nonfinite='skip' "
-                "to skip such steps without touching any state"
-            )
-        rule = self.sign_rule
-        if rule == "any":
-            return True
-        for name, v in zip(names, vals):
-            if v < 0 or (v == 0 and rule == "positive"):
-                raise InvalidLossError(
-                    f"loss of task {name!r} is {v:g}, but {type(self).__name__} needs "
-                    f"losses {_SIGN_TEXT[rule]}: {self.sign_reason}"
-                )
-        return True
 
     def _group(self) -> Any:
         """The process group to balance over, or ``None`` (a single process)."""
@@ -415,16 +322,17 @@ class Balancer(nn.Module):
         if group is None:
             return values
         if not self._seed_synced:
-            gen = getattr(self, "generator", None)
-            if isinstance(gen, SeededGenerator):
+            for gen in self._generators.values():
                 seed = broadcast_seed(gen.seed, group)
                 if seed != gen.seed:
                     gen.seed, gen._gen = seed, None
             self._seed_synced = True
         return global_losses(values, idx, self.task_names, group)
 
-    def _prepare(self, losses: LossInput) -> tuple[list[str], Tensor, Tensor | slice] | None:
-        """Validate and stack the losses; ``None`` when the step is skipped."""
+    def _prepare(self, losses: LossInput, mode: Mode = "loss") -> tuple[Step, Tensor] | None:
+        """Validate and stack the losses: the call's :class:`Step` and the stacked
+        losses of the present tasks (global ones under torch.distributed); ``None``
+        when the step is skipped."""
         names, tensors = self._collect(losses)
         values = torch.stack(tensors)
         if values.dtype in (torch.float16, torch.bfloat16):
@@ -439,7 +347,29 @@ class Balancer(nn.Module):
             return None
         if torch.is_grad_enabled() and not torch.compiler.is_compiling() and self._per_task_parameters():
             self._note_present(names)
-        return names, values, idx
+        return Step(self, tuple(names), idx, torch.is_grad_enabled(), mode), values
+
+    def _prepare_after(self, losses: LossInput) -> tuple[Step, Tensor] | None:
+        """For an :meth:`after_step` hook: the losses re-evaluated on the batch of the
+        last step (detached, global under torch.distributed, checked) and a :class:`Step`
+        that may update state; ``None`` when the last step or this one is skipped."""
+        if self.skipped:
+            return None
+        if self._last_weights is None:
+            raise RuntimeError(f"{type(self).__name__}.after_step() called before any forward/backward step")
+        names, tensors = self._collect(losses, need_grad=False)
+        if tuple(names) != self._last_names:
+            missing = sorted(set(self._last_names) ^ set(names))
+            raise ValueError(
+                f"after_step needs the same tasks as the last step; task {missing[0]!r} differs "
+                f"(last step: {list(self._last_names)}, given: {names})"
+            )
+        new = torch.stack(tensors).detach()
+        idx = self._indices(names, new.device)
+        new = self._global_values(names, new, idx)
+        if not self._validate_values(names, new):
+            return None
+        return Step(self, tuple(names), idx, True), new
 
     #: positions of the tasks present in a training call since the per-task parameters
     #: were last stepped (None: no call yet); see :mod:`taskbalance.absent`
@@ -458,16 +388,13 @@ class Balancer(nn.Module):
         self._present_since_step.update(self._position[n] for n in names)
 
     # ----------------------------------------------------------------- compute
-    def _combine(self, losses: Tensor, idx: Tensor | slice) -> tuple[Tensor, Tensor]:
+    @abc.abstractmethod
+    def _combine(self, losses: Tensor, step: Step) -> tuple[Tensor, Tensor]:
         """Return ``(total, weights)`` for the stacked losses of the present tasks.
 
-        ``idx`` indexes per-task state (parameters, buffers) of those tasks.
+        ``step`` says which tasks are present and whether statistics may be updated,
+        and reads and writes the declared state (:meth:`add_state`).
         """
-        raise NotImplementedError
-
-    def _updating(self) -> bool:
-        """Whether this call may update running statistics (not under no_grad)."""
-        return torch.is_grad_enabled()
 
     def forward(self, losses: LossInput) -> Tensor:
         """Combine the task losses into the scalar training loss.
@@ -487,11 +414,11 @@ class Balancer(nn.Module):
             given = losses.values() if isinstance(losses, Mapping) else losses
             first = next(t for t in given if t is not None)
             return torch.zeros((), dtype=first.dtype, device=first.device, requires_grad=True)
-        names, values, idx = prepared
-        total, weights = self._combine(values, idx)
-        if not self._updating():  # evaluation leaves what training reports untouched
+        step, values = prepared
+        total, weights = self._combine(values, step)
+        if not step.updating:  # evaluation leaves what training reports untouched
             return total
-        self._last_names = tuple(names)
+        self._last_names = step.names
         self._last_weights = weights.detach()
         if self._step_hooks:
             self._run_step_hooks({})
@@ -625,13 +552,8 @@ class Balancer(nn.Module):
         """
 
     # ------------------------------------------------------------------- state
-    def _extra_state(self) -> dict[str, Any]:
-        """Non-tensor state of a subclass, saved in ``state_dict`` (a method's
-        :class:`SeededGenerator`, kept as ``self.generator``, is saved by the base)."""
-        return {}
-
-    def _load_extra_state(self, state: Mapping[str, Any]) -> None:
-        """Restore what :meth:`_extra_state` saved."""
+    def _on_load(self) -> None:
+        """Hook: rebuild derived state after ``load_state_dict`` (no-op by default)."""
 
     def get_extra_state(self) -> dict[str, Any]:
         """Everything that is not a parameter or buffer (part of ``state_dict``)."""
@@ -640,10 +562,9 @@ class Balancer(nn.Module):
             "task_types": list(self.task_types),
             "last_names": list(self._last_names),
             "last_weights": self._last_weights,
-            "method": self._extra_state(),
-            "generator": gen.state()
-            if isinstance(gen := getattr(self, "generator", None), SeededGenerator)
-            else None,
+            "method": {name.lstrip("_"): getattr(self, name) for name in self._values},
+            "generator": next((g.state() for g in self._generators.values()), None),
+            "generators": {name: g.state() for name, g in list(self._generators.items())[1:]},
         }
 
     def set_extra_state(self, state: Any) -> None:
@@ -668,10 +589,19 @@ class Balancer(nn.Module):
             )
         self._last_names = tuple(state["last_names"])
         self._last_weights = state["last_weights"]
-        self._load_extra_state(state["method"])
-        gen = getattr(self, "generator", None)
-        if isinstance(gen, SeededGenerator) and state["generator"] is not None:
-            gen.load(state["generator"])
+        saved = state["method"]
+        for name in self._values:
+            key = name.lstrip("_")
+            if key in saved:
+                setattr(self, name, saved[key])
+        gens = list(self._generators.values())
+        if gens and state["generator"] is not None:
+            gens[0].load(state["generator"])
+        others = state.get("generators", {})  # absent in checkpoints of 0.1.0
+        for name, gen in list(self._generators.items())[1:]:
+            if name in others:
+                gen.load(others[name])
+        self._on_load()
 
     def extra_repr(self) -> str:
         return f"tasks={list(self.task_names)}"

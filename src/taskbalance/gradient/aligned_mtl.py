@@ -9,7 +9,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-from ..base import TaskSpec
+from ..base import Step, TaskSpec
 from ..registry import register
 from .core import GramianBalancer
 
@@ -86,8 +86,8 @@ class AlignedMTL(GramianBalancer):
             raise ValueError(f"scale_mode must be 'min', 'median' or 'rmse', got {scale_mode!r}")
         self.scale_mode = scale_mode
         values = self._per_task(pref, "preference weights", default=1.0 / self.num_tasks)
-        self.register_buffer("pref", torch.tensor(values, dtype=torch.float64))
+        self.add_state("pref", torch.tensor(values, dtype=torch.float64))
 
-    def _weights(self, gramian: Tensor, losses: Tensor, idx: Tensor | slice) -> Tensor:
-        b = aligned_matrix(gramian, self.scale_mode, eps=torch.finfo(self._jac_dtype).eps)
-        return b @ self._take(self.pref, idx).to(gramian.dtype)
+    def _weights(self, gramian: Tensor, losses: Tensor, step: Step) -> Tensor:
+        b = aligned_matrix(gramian, self.scale_mode, eps=torch.finfo(step.jac_dtype).eps)
+        return b @ step.get("pref").to(gramian.dtype)

@@ -7,7 +7,7 @@ from typing import Any
 
 from torch import Tensor
 
-from ..base import TaskSpec
+from ..base import Step, TaskSpec
 from ..registry import register
 from ..solvers import cagrad_weights
 from .core import GramianBalancer
@@ -49,6 +49,6 @@ class CAGrad(GramianBalancer):
         super().__init__(tasks, **kw)
         self.c, self.rescale = self._number("c", c, low=0), bool(rescale)
 
-    def _weights(self, gramian: Tensor, losses: Tensor, idx: Tensor | slice) -> Tensor:
+    def _weights(self, gramian: Tensor, losses: Tensor, step: Step) -> Tensor:
         w = cagrad_weights(gramian, self.c)
         return w / (1 + self.c**2) if self.rescale else w

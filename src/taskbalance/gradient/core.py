@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import math
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, ClassVar, Literal
@@ -10,7 +11,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-from ..base import Balancer, LossInput, TaskSpec
+from ..base import Balancer, LossInput, Step, TaskSpec
 from ..distributed import all_reduce_mean, gather_columns, is_initialized
 from ..jacobian import (
     UnusedInputError,
@@ -37,9 +38,15 @@ class GradientBalancer(Balancer):
     of the graph (the task-specific heads, the method's own parameters) gets the
     ordinary gradient of the summed objectives in the same call.
 
-    A subclass implements :meth:`_aggregate`, and may transform the losses first
-    (:meth:`_objectives`: IMTL's scaled losses, DB-MTL's log losses, GradNorm's
-    weighted losses).
+    A subclass implements the abstract ``_aggregate(jac, losses, step)`` (or, through
+    :class:`GramianBalancer`, ``_weights(gramian, losses, step)``); optionally
+    ``_objectives(losses, step)`` to transform the losses first (IMTL's scaled losses,
+    DB-MTL's log losses, GradNorm's weighted losses), ``_head_objective(objectives,
+    step)`` for what the task-specific leaves train on, ``_own_leaves()`` for the
+    method's own parameters, and ``supports_features = False`` with
+    ``_features_reason()`` for a method defined on parameter gradients only. The
+    values of the call (mode, a ``GradScaler``'s scale, the Jacobian's dtype) are on
+    ``step``.
 
     Args:
         tasks: see :class:`~taskbalance.Balancer`.
@@ -60,7 +67,6 @@ class GradientBalancer(Balancer):
         super().__init__(tasks, **kw)
         self.batched = batched
         self.chunk_size = chunk_size
-        self._mode: Mode = "params"
 
     def forward(self, losses: LossInput) -> Tensor:
         """Gradient-based methods have no scalar loss to return: use :meth:`backward`."""
@@ -71,15 +77,18 @@ class GradientBalancer(Balancer):
         )
 
     # ------------------------------------------------------------- overridable
-    def _objectives(self, losses: Tensor, idx: Tensor | slice) -> tuple[Tensor, Tensor | None]:
+    def _objectives(self, losses: Tensor, step: Step) -> tuple[Tensor, Tensor | None]:
         """Per-task objectives to differentiate, and d objective_i / d L_i (None: 1)."""
         return losses, None
 
-    def _aggregate(self, jac: Tensor, losses: Tensor, idx: Tensor | slice) -> tuple[Tensor, Tensor]:
+    @abc.abstractmethod
+    def _aggregate(self, jac: Tensor, losses: Tensor, step: Step) -> tuple[Tensor, Tensor]:
         """Return ``(direction (N,), weights (K,))`` from the Jacobian (K, N)."""
-        raise NotImplementedError
 
-    def _head_objective(self, objectives: Tensor) -> Tensor:
+    def _combine(self, losses: Tensor, step: Step) -> tuple[Tensor, Tensor]:
+        raise TypeError(f"{type(self).__name__} combines gradients: use backward()")
+
+    def _head_objective(self, objectives: Tensor, step: Step) -> Tensor:
         """What the task-specific leaves are trained on (default: the sum)."""
         return objectives.sum()
 
@@ -104,7 +113,8 @@ class GradientBalancer(Balancer):
             raise ValueError(f"expected a Jacobian of shape ({self.num_tasks}, N), got {tuple(jac.shape)}")
         if losses is None:
             losses = torch.ones(self.num_tasks, dtype=jac.dtype, device=jac.device)
-        return self._aggregate_any(jac, losses, slice(None))
+        step = Step(self, self.task_names, slice(None), torch.is_grad_enabled(), "params")
+        return self._aggregate_any(jac, losses, step)
 
     # ------------------------------------------------------------------- step
     def backward(
@@ -170,25 +180,25 @@ class GradientBalancer(Balancer):
             mode = "params"
         if not inputs:
             raise ValueError("no shared tensor requires grad: nothing to balance")
-        prepared = self._prepare(losses)
+        prepared = self._prepare(losses, mode)
         if prepared is None:
             return torch.zeros((), device=inputs[0].device)
-        names, values, idx = prepared
-        self._mode = mode
+        step, values = prepared
+        names = list(step.names)
         group = self._group()
         if mode == "params" and group is not None:
             _refuse_sharded(inputs)
-        objectives, scale = self._objectives(values, idx)
-        grad_scale, scaled = None, objectives
+        grad_scale: float | None = None
         if scaler is not None and scaler.is_enabled():
-            scaled = scaler.scale(objectives)
             grad_scale = scaler.get_scale()
-        self._grad_scale = 1.0 if grad_scale is None else grad_scale
+            step.grad_scale = grad_scale
+        objectives, scale = self._objectives(values, step)
+        scaled = objectives if scaler is None or grad_scale is None else scaler.scale(objectives)
         wrt = [_behind_ddp_sink(t) for t in inputs] if mode == "features" else None
         # on one process only: under torch.distributed the direction must reach the
         # shared parameters through autograd, where DDP's hooks see it
         if mode == "params" and not is_initialized() and self._uses_gramian_engine():
-            done = self._gramian_backward(scaled, objectives, inputs, values, idx, names, grad_scale, scale)
+            done = self._gramian_backward(scaled, objectives, inputs, values, step, grad_scale, scale)
             if done is not None:
                 return done
         try:
@@ -201,7 +211,7 @@ class GradientBalancer(Balancer):
             _refuse_sharded(inputs, after_backward=True)
         if grad_scale is not None:
             jac = jac / grad_scale
-        result = self._direction(jac, values.detach(), idx, mode, group, guard=grad_scale is not None)
+        result = self._direction(jac, values.detach(), step, group, guard=grad_scale is not None)
         if result is None:  # an overflow under a GradScaler: let the scaler see it
             self.skipped = True
             direction = torch.full_like(jac[0], math.inf)
@@ -213,9 +223,8 @@ class GradientBalancer(Balancer):
         heads = [t for t in task_leaves(objectives, inputs if wrt is None else wrt) if id(t) not in own]
         if heads:
             torch.autograd.backward(
-                self._head_objective(scaled), inputs=heads, retain_graph=mode == "features"
+                self._head_objective(scaled, step), inputs=heads, retain_graph=mode == "features"
             )
-        self._grad_scale = 1.0
         if mode == "params" and not is_initialized():
             write_grads(inputs, direction)
         else:  # through autograd, so that DDP's hooks (if any) see every shared gradient
@@ -236,8 +245,7 @@ class GradientBalancer(Balancer):
         self._last_names = tuple(names)
         self._last_weights = weights.detach()
         if self._step_hooks:
-            hook_jac = self._hook_jac if self._hook_jac is not None else jac
-            self._hook_jac = None
+            hook_jac = step.hook_jac if step.hook_jac is not None else jac
             self._run_step_hooks(gradient_stats(hook_jac, names))
         return (self._last_weights * values.detach()).sum()
 
@@ -255,8 +263,7 @@ class GradientBalancer(Balancer):
         objectives: Tensor,
         inputs: list[Tensor],
         values: Tensor,
-        idx: Tensor | slice,
-        names: list[str],
+        step: Step,
         grad_scale: float | None,
         scale: Tensor | None,
     ) -> Tensor | None:
@@ -272,7 +279,7 @@ class GradientBalancer(Balancer):
         try:
             gram, blocks = gramian(scaled, inputs, max_bytes=budget, require_used=True)
         except UnusedInputError as exc:
-            raise _unused(exc, "params", inputs, names) from None
+            raise _unused(exc, "params", inputs, step.names) from None
         except (RuntimeError, NotImplementedError):
             if self.batched:
                 raise
@@ -280,12 +287,12 @@ class GradientBalancer(Balancer):
         if grad_scale is not None:
             gram = gram / (grad_scale * grad_scale)
         dtype = inputs[0].dtype  # the blocks' dtype: gradients have their parameter's
-        self._jac_dtype = dtype
+        step.jac_dtype = dtype
         if grad_scale is not None and not bool(torch.isfinite(gram).all()):
             weights = None
         else:
             assert isinstance(self, GramianBalancer)
-            weights = self._weights(gram, values.detach().to(torch.float64), idx)
+            weights = self._weights(gram, values.detach().to(torch.float64), step)
         own = self._own_leaves()
         heads = [t for t in task_leaves(objectives, inputs) if id(t) not in own]
         if weights is None:  # an overflow under a GradScaler: let the scaler see it
@@ -309,8 +316,7 @@ class GradientBalancer(Balancer):
             found = torch.autograd.grad(total, inputs, retain_graph=bool(heads), allow_unused=True)
             grads = [torch.zeros_like(p) if g is None else g for p, g in zip(inputs, found)]
         if heads:
-            torch.autograd.backward(self._head_objective(scaled), inputs=heads)
-        self._grad_scale = 1.0
+            torch.autograd.backward(self._head_objective(scaled, step), inputs=heads)
         for p, g in zip(inputs, grads):
             if p.grad is None:
                 p.grad = g.detach()
@@ -321,42 +327,34 @@ class GradientBalancer(Balancer):
         weights = weights.to(dtype if dtype not in _HALF else torch.float32)
         if scale is not None:
             weights = weights * scale.detach()
-        self._last_names = tuple(names)
+        self._last_names = step.names
         self._last_weights = weights.detach()
         return (self._last_weights * values.detach()).sum()
 
-    _hook_jac: Tensor | None = None  # the Jacobian aggregated in this step, for the step hooks
-    _grad_scale: float = 1.0
-    """The GradScaler's scale during :meth:`backward` (1 otherwise): a method that
-    writes a gradient of its own parameters directly multiplies it by this."""
-
     def _direction(
-        self, jac: Tensor, losses: Tensor, idx: Tensor | slice, mode: Mode, group: Any, guard: bool
+        self, jac: Tensor, losses: Tensor, step: Step, group: Any, guard: bool
     ) -> tuple[Tensor, Tensor] | None:
         """Aggregate the local Jacobian, globally under torch.distributed; ``None``
         when ``guard`` is set and what would be aggregated is not finite."""
-        if group is not None and mode == "features":
-            return self._aggregate_sharded(jac, losses, idx, group, guard)
+        if group is not None and step.mode == "features":
+            return self._aggregate_sharded(jac, losses, step, group, guard)
         if group is not None:
             jac = all_reduce_mean(jac, group)
         if guard and not bool(torch.isfinite(jac).all()):
             return None
         if self._step_hooks:
-            self._hook_jac = jac
-        return self._aggregate_any(jac, losses, idx)
+            step.hook_jac = jac
+        return self._aggregate_any(jac, losses, step)
 
-    #: the dtype of the Jacobian being aggregated, the precision its entries really have
-    #: (Aligned-MTL's rank cut-off); set by :meth:`_aggregate_any`
-    _jac_dtype: torch.dtype = torch.float32
-
-    def _aggregate_any(self, jac: Tensor, losses: Tensor, idx: Tensor | slice) -> tuple[Tensor, Tensor]:
+    def _aggregate_any(self, jac: Tensor, losses: Tensor, step: Step) -> tuple[Tensor, Tensor]:
         """:meth:`_aggregate` of a Jacobian of any dtype: a half-precision one is
-        aggregated in float32 and its direction returned in its own dtype."""
-        self._jac_dtype = jac.dtype
-        return in_float32(jac, lambda j: self._aggregate(j, losses, idx))
+        aggregated in float32 and its direction returned in its own dtype (recorded as
+        ``step.jac_dtype``, the precision its entries really have)."""
+        step.jac_dtype = jac.dtype
+        return in_float32(jac, lambda j: self._aggregate(j, losses, step))
 
     def _aggregate_sharded(
-        self, jac: Tensor, losses: Tensor, idx: Tensor | slice, group: Any, guard: bool
+        self, jac: Tensor, losses: Tensor, step: Step, group: Any, guard: bool
     ) -> tuple[Tensor, Tensor] | None:
         """Feature mode under torch.distributed: this rank's samples are its own columns
         of the global feature Jacobian, which is the ranks' Jacobians side by side
@@ -368,8 +366,8 @@ class GradientBalancer(Balancer):
             return None
         full = full / world
         if self._step_hooks:
-            self._hook_jac = full
-        direction, weights = self._aggregate_any(full, losses, idx)
+            step.hook_jac = full
+        direction, weights = self._aggregate_any(full, losses, step)
         return direction[offset : offset + n] * world, weights
 
 
@@ -501,21 +499,22 @@ class GramianBalancer(GradientBalancer):
     def _uses_gramian_engine(self) -> bool:
         return not self._step_hooks and self.batched is not False
 
-    def _weights(self, gramian: Tensor, losses: Tensor, idx: Tensor | slice) -> Tensor:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _weights(self, gramian: Tensor, losses: Tensor, step: Step) -> Tensor:
+        """The weights (K,) of the present tasks from their Gramian (K × K, float64)."""
 
-    def _aggregate(self, jac: Tensor, losses: Tensor, idx: Tensor | slice) -> tuple[Tensor, Tensor]:
-        return self._from_gramian(_gramian(jac), jac, losses, idx)
+    def _aggregate(self, jac: Tensor, losses: Tensor, step: Step) -> tuple[Tensor, Tensor]:
+        return self._from_gramian(_gramian(jac), jac, losses, step)
 
     def _from_gramian(
-        self, gramian: Tensor, jac: Tensor, losses: Tensor, idx: Tensor | slice
+        self, gramian: Tensor, jac: Tensor, losses: Tensor, step: Step
     ) -> tuple[Tensor, Tensor]:
         """``(w @ jac, w)`` with the method's weights ``w`` for ``gramian``."""
-        w = self._weights(gramian, losses.to(torch.float64), idx).to(jac.dtype)
+        w = self._weights(gramian, losses.to(torch.float64), step).to(jac.dtype)
         return w @ jac, w
 
     def _aggregate_sharded(
-        self, jac: Tensor, losses: Tensor, idx: Tensor | slice, group: Any, guard: bool
+        self, jac: Tensor, losses: Tensor, step: Step, group: Any, guard: bool
     ) -> tuple[Tensor, Tensor] | None:
         """Feature mode under torch.distributed: the global Gramian is the sum of the
         ranks' Gramians over R² (K × K numbers to reduce), and this rank's slice of
@@ -525,8 +524,8 @@ class GramianBalancer(GradientBalancer):
         gramian /= dist.get_world_size(group) ** 2
         if guard and not bool(torch.isfinite(gramian).all()):
             return None
-        self._jac_dtype = jac.dtype
-        return in_float32(jac, lambda j: self._from_gramian(gramian, j, losses, idx))
+        step.jac_dtype = jac.dtype
+        return in_float32(jac, lambda j: self._from_gramian(gramian, j, losses, step))
 
 
 def _gramian(jac: Tensor) -> Tensor:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from ..base import TaskSpec
+from ..base import Step, TaskSpec
 from ..registry import register
 from .core import GradientBalancer, row_norms
 
@@ -47,6 +46,8 @@ class DBMTL(GradientBalancer):
         tensor([0.2000, 0.2000])
     """
 
+    step: int
+    averages: Tensor | None
     supports_features = False
     sign_rule = "nonnegative"
     sign_reason = "DB-MTL trains on log(L + eps), undefined for L < 0."
@@ -58,41 +59,35 @@ class DBMTL(GradientBalancer):
         self.beta = self._number("beta", beta, low=0, high=1)
         self.beta_sigma = self._number("beta_sigma", beta_sigma, low=0, high=1)
         self.eps = self._number("eps", eps, low=0, open_low=True)
-        self.step = 0
-        self.averages: Tensor | None = None
+        self.add_state("step", 0)
+        # (K, N) moving averages of the gradients, created at the first step (N unknown before)
+        self.add_state("averages", None)
 
     def _features_reason(self) -> str:
         return "its moving averages of gradients need the same coordinates at every step"
 
-    def _objectives(self, losses: Tensor, idx: Tensor | slice) -> tuple[Tensor, Tensor | None]:
+    def _objectives(self, losses: Tensor, step: Step) -> tuple[Tensor, Tensor | None]:
         # The Jacobian is taken of the raw losses and its rows divided by L + ε afterwards
         # (in at least float32): the same gradients of log(L + ε), without pushing the
         # factor 1/(L + ε), up to 1e8, back through a half-precision graph.
         return losses, 1.0 / (losses.detach() + self.eps)
 
-    def _head_objective(self, objectives: Tensor) -> Tensor:
-        scale = self._grad_scale  # the objectives arrive multiplied by a GradScaler's scale
+    def _head_objective(self, objectives: Tensor, step: Step) -> Tensor:
+        scale = step.grad_scale  # the objectives arrive multiplied by a GradScaler's scale
         return scale * torch.log(objectives / scale + self.eps).sum()
 
-    def _aggregate(self, jac: Tensor, losses: Tensor, idx: Tensor | slice) -> tuple[Tensor, Tensor]:
+    def _aggregate(self, jac: Tensor, losses: Tensor, step: Step) -> tuple[Tensor, Tensor]:
         jac = jac / (losses.to(jac.dtype) + self.eps).unsqueeze(1)  # gradients of log(L + ε)
         if self.averages is None or self.averages.shape[1] != jac.shape[1]:
             self.averages = torch.zeros(self.num_tasks, jac.shape[1], dtype=jac.dtype, device=jac.device)
-        step = self.step + 1
-        rate = self.beta / step**self.beta_sigma
-        avg = self._take(self.averages, idx).to(jac.dtype)
+        count = self.step + 1
+        rate = self.beta / count**self.beta_sigma
+        avg = step.take(self.averages).to(jac.dtype)
         avg = jac + rate * (avg - jac)
-        if self._updating():
-            self.step = step
-            self.averages[idx] = avg.to(self.averages.dtype)
+        if step.updating:
+            self.step = count
+        step.write(self.averages, avg)
         norms = row_norms(avg).double()  # 1e30-sized gradients overflow a float32 square
         alpha = torch.where(norms > 0, norms.max() / (norms + 1e-8), torch.zeros_like(norms))
         alpha = alpha.to(avg.dtype)  # a zero-gradient task gets 0: nothing to rescale
         return alpha @ avg, alpha
-
-    def _extra_state(self) -> dict[str, Any]:
-        return {"step": self.step, "averages": self.averages}
-
-    def _load_extra_state(self, state: Mapping[str, Any]) -> None:
-        self.step = int(state["step"])
-        self.averages = state["averages"]

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..base import TaskSpec
+from ..base import Step, TaskSpec
 from ..registry import register
 from ..solvers import bargaining_weights
 from .core import GramianBalancer, capped
@@ -53,7 +53,7 @@ class FairGrad(GramianBalancer):
         self.alpha = self._number("alpha", alpha, low=0)
         self.max_norm = None if max_norm is None else self._number("max_norm", max_norm, low=0, open_low=True)
 
-    def _weights(self, gramian: Tensor, losses: Tensor, idx: Tensor | slice) -> Tensor:
+    def _weights(self, gramian: Tensor, losses: Tensor, step: Step) -> Tensor:
         k = gramian.shape[0]
         if self.alpha == 0:
             w = torch.full((k,), 1.0 / k, dtype=gramian.dtype, device=gramian.device)

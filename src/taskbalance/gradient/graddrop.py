@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..base import SeededGenerator, TaskSpec
+from ..base import SeededGenerator, Step, TaskSpec
 from ..registry import register
 from .core import GradientBalancer
 
@@ -59,16 +59,16 @@ class GradDrop(GradientBalancer):
         values = self._per_task(leak, "leak values")
         if not all(0 <= v <= 1 for v in values):
             raise ValueError(f"leak must give one value in [0, 1] per task, got {values}")
-        self.register_buffer("leak", torch.tensor(values))
-        self.generator = SeededGenerator(seed)
+        self.add_state("leak", torch.tensor(values))
+        self.generator = self.add_state("generator", SeededGenerator(seed))
 
-    def _aggregate(self, jac: Tensor, losses: Tensor, idx: Tensor | slice) -> tuple[Tensor, Tensor]:
+    def _aggregate(self, jac: Tensor, losses: Tensor, step: Step) -> tuple[Tensor, Tensor]:
         purity = 0.5 * (1 + jac.sum(0) / jac.abs().sum(0).clamp(min=torch.finfo(jac.dtype).tiny))
         u = torch.rand(
             jac.shape[1], generator=self.generator.get(jac.device), device=jac.device, dtype=jac.dtype
         )
         keep = (purity > u) & (jac > 0) | (purity < u) & (jac < 0)
-        leak = self._take(self.leak, idx).to(jac.dtype).unsqueeze(1)
+        leak = step.get("leak").to(jac.dtype).unsqueeze(1)
         kept = (leak + (1 - leak) * keep.to(jac.dtype)) * jac
         # rows divided by their largest entry: squares of 1e30-sized gradients overflow
         top = jac.abs().amax(dim=1, keepdim=True)

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..base import TaskSpec
+from ..base import Step, TaskSpec
 from ..registry import register
 from .core import GradientBalancer, row_norms
 
@@ -61,42 +61,40 @@ class GradNorm(GradientBalancer):
         super().__init__(tasks, **kw)
         self.alpha = self._number("alpha", alpha, low=0)
         self.weights_param = nn.Parameter(torch.ones(self.num_tasks))
-        self.register_buffer("initial_losses", torch.ones(self.num_tasks))
-        self.register_buffer("seen", torch.zeros(self.num_tasks, dtype=torch.bool))
+        self.add_state("initial_losses", torch.ones(self.num_tasks))
+        self.add_state("seen", torch.zeros(self.num_tasks, dtype=torch.bool))
 
     def _own_leaves(self) -> set[int]:
         return {id(self.weights_param)}
 
-    def _objectives(self, losses: Tensor, idx: Tensor | slice) -> tuple[Tensor, Tensor | None]:
-        if self._updating():
+    def _objectives(self, losses: Tensor, step: Step) -> tuple[Tensor, Tensor | None]:
+        if step.updating:
             with torch.no_grad():
                 w = self.weights_param
-                if isinstance(idx, slice):
+                if step.everyone:
                     w.clamp_(min=1e-3).mul_(self.num_tasks / w.sum())
                 else:  # renormalise the present tasks only: an absent task's weight stays put
-                    present = w[idx].clamp(min=1e-3)
-                    rest = w.sum() - w[idx].sum()
-                    w[idx] = present * ((self.num_tasks - rest).clamp(min=1e-3) / present.sum())
-        weights = self._take(self.weights_param, idx).to(losses.dtype)
+                    present = step.take(w).clamp(min=1e-3)
+                    rest = w.sum() - step.take(w).sum()
+                    step.write(w, present * ((self.num_tasks - rest).clamp(min=1e-3) / present.sum()))
+        weights = step.take(self.weights_param).to(losses.dtype)
         return weights * losses, None
 
-    def _aggregate(self, jac: Tensor, losses: Tensor, idx: Tensor | slice) -> tuple[Tensor, Tensor]:
-        w = (
-            self._take(self.weights_param, idx).detach().to(jac.dtype, copy=True)
-        )  # not a view: the step moves it
-        if self._updating():  # here, not before the Jacobian: an overflow step records nothing
-            first = ~self._take(self.seen, idx)
-            init = self._take(self.initial_losses, idx)
-            self.initial_losses[idx] = torch.where(first, losses.detach().to(init.dtype), init)
-            self.seen[idx] = True
+    def _aggregate(self, jac: Tensor, losses: Tensor, step: Step) -> tuple[Tensor, Tensor]:
+        w = step.take(self.weights_param).detach().to(jac.dtype, copy=True)  # not a view: the step moves it
+        # here, not before the Jacobian: an overflow step records nothing
+        first = ~step.get("seen")
+        init = step.get("initial_losses")
+        step.set("initial_losses", torch.where(first, losses.detach().to(init.dtype), init))
+        step.set("seen", torch.ones_like(first))
         # in float64: norms of 1e30-sized gradients and loss ratios overflow float32
         g = row_norms(jac).double()  # G_i = w_i ‖∇L_i‖
-        ratio = losses.double() / self._take(self.initial_losses, idx).double()
+        ratio = losses.double() / step.get("initial_losses").double()
         target = g.mean() * (ratio / ratio.mean()) ** self.alpha
         grad_w = (torch.sign(g - target) * g / w.double().clamp(min=torch.finfo(w.dtype).tiny)).to(jac.dtype)
-        if self._updating():
+        if step.updating:
             full = torch.zeros_like(self.weights_param)
-            full[idx] = grad_w.to(full.dtype) * self._grad_scale  # unscaled by a GradScaler
+            step.write(full, grad_w * step.grad_scale)  # unscaled by a GradScaler
             if self.weights_param.grad is None:
                 self.weights_param.grad = full
             else:

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..base import SeededGenerator, TaskSpec
+from ..base import SeededGenerator, Step, TaskSpec
 from ..registry import register
 from .core import GramianBalancer
 from .pcgrad import random_orders
@@ -60,14 +60,15 @@ class GradVac(GramianBalancer):
         super().__init__(tasks, **kw)
         self.beta = self._number("beta", beta, low=0, high=1)
         self.eps = self._number("eps", eps, low=0, open_low=True)
-        self.generator = SeededGenerator(seed)
-        self.register_buffer("targets", torch.zeros(self.num_tasks, self.num_tasks, dtype=torch.float64))
+        self.generator = self.add_state("generator", SeededGenerator(seed))
+        self.add_state(
+            "targets", torch.zeros(self.num_tasks, self.num_tasks, dtype=torch.float64), task_dims=(0, 1)
+        )
 
-    def _weights(self, gramian: Tensor, losses: Tensor, idx: Tensor | slice) -> Tensor:
+    def _weights(self, gramian: Tensor, losses: Tensor, step: Step) -> Tensor:
         k = gramian.shape[0]
         orders = random_orders(k, self.generator.get(gramian.device), gramian.device)
-        sub = self.targets if isinstance(idx, slice) else self.targets[idx][:, idx]
-        target = sub.to(gramian.dtype).clone()
+        target = step.get("targets").to(gramian.dtype, copy=True)
         coef = torch.eye(k, dtype=gramian.dtype, device=gramian.device)
         rows = torch.arange(k, device=gramian.device)
         norms = gramian.diagonal().clamp(min=0).sqrt()
@@ -78,16 +79,12 @@ class GradVac(GramianBalancer):
             phi = cg[rows, j] / (norm_i * norms[j] + self.eps)
             phi_hat = target[rows, j]
             root_hat = (1 - phi_hat**2).clamp(min=0).sqrt()
-            step = (
+            change = (
                 norm_i
                 * (phi_hat * (1 - phi**2).clamp(min=0).sqrt() - phi * root_hat)
                 / (norms[j] * root_hat + self.eps)
             )
-            coef[rows, j] += torch.where(phi < phi_hat, step, torch.zeros_like(step))
+            coef[rows, j] += torch.where(phi < phi_hat, change, torch.zeros_like(change))
             target[rows, j] = (1 - self.beta) * phi_hat + self.beta * phi
-        if self._updating():
-            if isinstance(idx, slice):
-                self.targets.copy_(target)
-            else:
-                self.targets[idx.unsqueeze(1), idx.unsqueeze(0)] = target.to(self.targets.dtype)
+        step.set("targets", target)
         return coef.sum(0)

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..base import TaskSpec
+from ..base import Step, TaskSpec
 from ..registry import register
 from .core import GramianBalancer
 
@@ -53,7 +53,7 @@ class IMTLG(GramianBalancer):
         tensor([0.6667, 0.6667])
     """
 
-    def _weights(self, gramian: Tensor, losses: Tensor, idx: Tensor | slice) -> Tensor:
+    def _weights(self, gramian: Tensor, losses: Tensor, step: Step) -> Tensor:
         return imtl_g_weights(gramian)
 
 
@@ -87,7 +87,7 @@ class IMTL(IMTLG):
         super().__init__(tasks, **kw)
         self.log_scales = nn.Parameter(torch.full((self.num_tasks,), self._number("init", init)))
 
-    def _objectives(self, losses: Tensor, idx: Tensor | slice) -> tuple[Tensor, Tensor | None]:
-        s = self._take(self.log_scales, idx)
+    def _objectives(self, losses: Tensor, step: Step) -> tuple[Tensor, Tensor | None]:
+        s = step.take(self.log_scales)
         scale = torch.exp(s)
         return scale * losses - s, scale

@@ -3,12 +3,13 @@ Optimization", NeurIPS 2018)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import torch
 from torch import Tensor
 
-from ..base import TaskSpec
+from ..base import Step, TaskSpec
 from ..registry import register
 from ..solvers import min_norm_weights
 from .core import GramianBalancer
@@ -67,11 +68,14 @@ class MGDA(GramianBalancer):
             raise ValueError(f"mgda: apply_to must be 'losses' or 'normalized', got {apply_to!r}")
         self.normalization = normalization
         self.apply_to = apply_to
-        if normalization in ("loss", "loss+"):
-            self.sign_rule = "positive"
-            self.sign_reason = f"normalization={normalization!r} divides gradients by the loss."
 
-    def _weights(self, gramian: Tensor, losses: Tensor, idx: Tensor | slice) -> Tensor:
+    def _validate_values(self, names: Sequence[str], values: Tensor) -> bool:
+        if self.normalization in ("loss", "loss+"):
+            reason = f"normalization={self.normalization!r} divides gradients by the loss."
+            return self._check_losses(names, values, "positive", reason)
+        return super()._validate_values(names, values)
+
+    def _weights(self, gramian: Tensor, losses: Tensor, step: Step) -> Tensor:
         if self.normalization == "none":
             return min_norm_weights(gramian)
         tiny = torch.finfo(gramian.dtype).tiny

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..base import TaskSpec
+from ..base import Step, TaskSpec
 from ..registry import register
 from ..solvers import bargaining_weights
 from .core import GramianBalancer, capped
@@ -50,6 +50,7 @@ class NashMTL(GramianBalancer):
     """
 
     alpha: Tensor
+    step: int
 
     def __init__(
         self, tasks: TaskSpec, max_norm: float | None = 1.0, update_weights_every: int = 1, **kw: Any
@@ -59,22 +60,16 @@ class NashMTL(GramianBalancer):
             raise ValueError(f"update_weights_every must be >= 1, got {update_weights_every}")
         self.max_norm = None if max_norm is None else self._number("max_norm", max_norm, low=0, open_low=True)
         self.update_weights_every = int(update_weights_every)
-        self.step = 0
-        self.register_buffer("alpha", torch.ones(self.num_tasks, dtype=torch.float64))
+        self.add_state("step", 0)
+        self.add_state("alpha", torch.ones(self.num_tasks, dtype=torch.float64))
 
-    def _weights(self, gramian: Tensor, losses: Tensor, idx: Tensor | slice) -> Tensor:
-        prev = self._take(self.alpha, idx).to(gramian.dtype)
+    def _weights(self, gramian: Tensor, losses: Tensor, step: Step) -> Tensor:
+        prev = step.get("alpha").to(gramian.dtype)
         if self.step % self.update_weights_every == 0:
             alpha = bargaining_weights(gramian, init=prev)
         else:
             alpha = prev
-        if self._updating():
+        if step.updating:
             self.step += 1
-            self.alpha[idx] = alpha.to(self.alpha.dtype)
+        step.set("alpha", alpha)
         return capped(alpha, gramian, self.max_norm)
-
-    def _extra_state(self) -> dict[str, Any]:
-        return {"step": self.step}
-
-    def _load_extra_state(self, state: Any) -> None:
-        self.step = int(state["step"])

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..base import SeededGenerator, TaskSpec
+from ..base import SeededGenerator, Step, TaskSpec
 from ..registry import register
 from .core import GramianBalancer
 
@@ -76,9 +76,9 @@ class PCGrad(GramianBalancer):
 
     def __init__(self, tasks: TaskSpec, seed: int | None = None, **kw: Any) -> None:
         super().__init__(tasks, **kw)
-        self.generator = SeededGenerator(seed)
+        self.generator = self.add_state("generator", SeededGenerator(seed))
 
-    def _weights(self, gramian: Tensor, losses: Tensor, idx: Tensor | slice) -> Tensor:
+    def _weights(self, gramian: Tensor, losses: Tensor, step: Step) -> Tensor:
         k = gramian.shape[0]
         orders = random_orders(k, self.generator.get(gramian.device), gramian.device)
         return pcgrad_coefficients(gramian, orders).sum(0)

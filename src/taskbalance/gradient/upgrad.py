@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..base import TaskSpec
+from ..base import Step, TaskSpec
 from ..registry import register
 from ..solvers import upgrad_weights
 from .core import GramianBalancer
@@ -61,7 +61,7 @@ class UPGrad(GramianBalancer):
         super().__init__(tasks, **kw)
         self.reg = self._number("reg", reg, low=0)
         values = self._per_task(pref, "preference weights", default=1.0 / self.num_tasks)
-        self.register_buffer("pref", torch.tensor(values, dtype=torch.float64))
+        self.add_state("pref", torch.tensor(values, dtype=torch.float64))
 
-    def _weights(self, gramian: Tensor, losses: Tensor, idx: Tensor | slice) -> Tensor:
-        return upgrad_weights(gramian, self._take(self.pref, idx).to(gramian.dtype), reg=self.reg)
+    def _weights(self, gramian: Tensor, losses: Tensor, step: Step) -> Tensor:
+        return upgrad_weights(gramian, step.get("pref").to(gramian.dtype), reg=self.reg)

@@ -3,13 +3,12 @@ Attention", CVPR 2019)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any, Literal
 
 import torch
 from torch import Tensor
 
-from ..base import Balancer, TaskSpec
+from ..base import Balancer, Step, TaskSpec
 from ..registry import register
 
 __all__ = ["DWA"]
@@ -59,7 +58,6 @@ class DWA(Balancer):
     ring: Tensor
     ring_pos: Tensor
     ring_count: Tensor
-    columns: Tensor
     sign_rule = "positive"
     sign_reason = "DWA's weights use ratios of average losses, undefined for L <= 0."
 
@@ -80,17 +78,18 @@ class DWA(Balancer):
         if window == "epoch":
             # float64: a float64 loss above float32's range, or a ratio of averages far
             # apart, must neither overflow nor turn the weights into NaN
-            self.register_buffer("epoch_sum", torch.zeros(t, dtype=torch.float64))
-            self.register_buffer("epoch_count", torch.zeros(t))
-            self.register_buffer("history", torch.ones(2, t, dtype=torch.float64))  # [last, previous]
-            self.register_buffer("num_history", torch.zeros(t, dtype=torch.long))
+            self.add_state("epoch_sum", torch.zeros(t, dtype=torch.float64))
+            self.add_state("epoch_count", torch.zeros(t))
+            self.add_state(
+                "history", torch.ones(2, t, dtype=torch.float64), task_dims=(1,)
+            )  # [last, previous]
+            self.add_state("num_history", torch.zeros(t, dtype=torch.long))
             # r / T of every task: constant within an epoch, so computed once per epoch
-            self.register_buffer("epoch_logits", torch.zeros(t, dtype=torch.float64), persistent=False)
+            self.add_state("epoch_logits", torch.zeros(t, dtype=torch.float64), persistent=False)
         else:
-            self.register_buffer("ring", torch.ones(2 * window, t, dtype=torch.float64))
-            self.register_buffer("ring_pos", torch.zeros(t, dtype=torch.long))
-            self.register_buffer("ring_count", torch.zeros(t, dtype=torch.long))
-            self.register_buffer("columns", torch.arange(t), persistent=False)
+            self.add_state("ring", torch.ones(2 * window, t, dtype=torch.float64), task_dims=(1,))
+            self.add_state("ring_pos", torch.zeros(t, dtype=torch.long))
+            self.add_state("ring_count", torch.zeros(t, dtype=torch.long))
 
     def _ratios(self) -> Tensor:
         """The loss ratios r, in float64, from the logarithms of the averages (so that no
@@ -108,24 +107,20 @@ class DWA(Balancer):
         ratio = torch.exp(log_ratio.clamp(max=700.0))
         return torch.where(ready, ratio, torch.ones_like(ratio))
 
-    def _combine(self, losses: Tensor, idx: Tensor | slice) -> tuple[Tensor, Tensor]:
+    def _combine(self, losses: Tensor, step: Step) -> tuple[Tensor, Tensor]:
         logits = self.epoch_logits if self.window == "epoch" else self._ratios() / self.temperature
-        w = (losses.numel() * torch.softmax(self._take(logits, idx), dim=0)).to(losses.dtype)
-        if self._updating():
-            self._observe(losses.detach(), idx)
-        return (w * losses).sum(), w
-
-    def _observe(self, values: Tensor, idx: Tensor | slice) -> None:
-        values = values.to(torch.float64)
+        w = (losses.numel() * torch.softmax(step.take(logits), dim=0)).to(losses.dtype)
+        values = losses.detach().to(torch.float64)
         if self.window == "epoch":
-            self.epoch_sum[idx] += values
-            self.epoch_count[idx] += 1
-        else:
-            cols = self.columns[idx]
-            pos = self.ring_pos[idx]
-            self.ring[pos, cols] = values.to(self.ring.dtype)
-            self.ring_pos[idx] = torch.remainder(pos + 1, self.ring.shape[0])
-            self.ring_count[idx] += 1
+            step.add("epoch_sum", values)
+            step.add("epoch_count", torch.ones_like(values))
+        elif step.updating:
+            ring, pos = step.get("ring").clone(), step.get("ring_pos")
+            ring[pos, torch.arange(len(values), device=ring.device)] = values
+            step.set("ring", ring)
+            step.set("ring_pos", torch.remainder(pos + 1, ring.shape[0]))
+            step.add("ring_count", torch.ones_like(pos))
+        return (w * losses).sum(), w
 
     def epoch_end(self) -> None:
         """Close the epoch: its average loss per task becomes the newest history entry.
@@ -146,6 +141,6 @@ class DWA(Balancer):
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, temperature={self.temperature}, window={self.window!r}"
 
-    def _load_extra_state(self, state: Mapping[str, Any]) -> None:
+    def _on_load(self) -> None:
         if self.window == "epoch":  # derived from the loaded history
             self.epoch_logits.copy_(self._ratios() / self.temperature)

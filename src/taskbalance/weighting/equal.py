@@ -8,7 +8,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-from ..base import Balancer, TaskSpec
+from ..base import Balancer, Step, TaskSpec
 from ..registry import register
 
 __all__ = ["Equal", "Static"]
@@ -41,7 +41,7 @@ class Equal(Balancer):
             raise ValueError(f"reduction must be 'sum' or 'mean', got {reduction!r}")
         self.reduction = reduction
 
-    def _combine(self, losses: Tensor, idx: Tensor | slice) -> tuple[Tensor, Tensor]:
+    def _combine(self, losses: Tensor, step: Step) -> tuple[Tensor, Tensor]:
         if self.reduction == "mean":
             return losses.mean(), torch.full_like(losses, 1.0 / losses.numel())
         return losses.sum(), torch.ones_like(losses)
@@ -78,8 +78,8 @@ class Static(Balancer):
         for n, w in zip(self.task_names, values):
             if not (w >= 0 and w != float("inf")):
                 raise ValueError(f"static weight of task {n!r} must be finite and >= 0, got {w}")
-        self.register_buffer("static_weights", torch.tensor(values))
+        self.add_state("static_weights", torch.tensor(values))
 
-    def _combine(self, losses: Tensor, idx: Tensor | slice) -> tuple[Tensor, Tensor]:
-        w = self._take(self.static_weights, idx).to(losses.dtype)
+    def _combine(self, losses: Tensor, step: Step) -> tuple[Tensor, Tensor]:
+        w = step.get("static_weights").to(losses.dtype)
         return (w * losses).sum(), w

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..base import Balancer, InvalidLossError, LossInput, SignRule, TaskSpec
+from ..base import Balancer, InvalidLossError, LossInput, SignRule, Step, TaskSpec
 from ..registry import register
 
 __all__ = ["FAMO"]
@@ -58,6 +58,7 @@ class FAMO(Balancer):
     adam_v: Tensor
     adam_step: Tensor
     prev_log_gaps: Tensor
+    _steps: int | None
     sign_rule: SignRule = "positive"
     sign_reason = "FAMO works on log(L - min_loss), undefined for L <= 0 with the default bound."
 
@@ -76,21 +77,21 @@ class FAMO(Balancer):
         self.gamma = self._number("gamma", gamma, low=0)
         self.eps = self._number("eps", eps, low=0, open_low=True)
         bounds = self._per_task(min_losses, "min_losses", default=0.0)
-        if any(b != 0 for b in bounds):
-            self.sign_rule = "any"  # the bound makes L - b the quantity that must be > 0
-        self.register_buffer("min_losses", torch.tensor(bounds))
-        self.register_buffer("logits", torch.zeros(t))
-        self.register_buffer("adam_m", torch.zeros(t))
-        self.register_buffer("adam_v", torch.zeros(t))
-        self.register_buffer("adam_step", torch.zeros(t))
-        self.register_buffer("prev_log_gaps", torch.zeros(t))
+        self.add_state("min_losses", torch.tensor(bounds))
+        self.add_state("logits", torch.zeros(t))
+        self.add_state("adam_m", torch.zeros(t))
+        self.add_state("adam_v", torch.zeros(t))
+        self.add_state("adam_step", torch.zeros(t))
+        self.add_state("prev_log_gaps", torch.zeros(t))
         self._bounded = any(b != 0 for b in bounds)
-        self._steps: int | None = 0  # the common step count while no task was ever absent
+        self.add_state("_steps", 0)  # the common step count while no task was ever absent
 
     def _validate_values(self, names: Sequence[str], values: Tensor) -> bool:
-        """The base checks, and L > b for every task with a lower bound b."""
-        ok = super()._validate_values(names, values)
-        if ok and self.check and self._bounded:
+        """The base checks; with lower bounds b, L > b for every task instead of L > 0."""
+        if not self._bounded:
+            return super()._validate_values(names, values)
+        ok = self._check_losses(names, values, "any", "")
+        if ok and self.check:
             for name, v in zip(names, values.tolist()):
                 bound = float(self.min_losses[self._position[name]])
                 if not v > bound:
@@ -100,20 +101,19 @@ class FAMO(Balancer):
                     )
         return ok
 
-    def _log_gaps(self, losses: Tensor, idx: Tensor | slice) -> Tensor:
+    def _log_gaps(self, losses: Tensor, step: Step) -> Tensor:
         """log(L - b + ε), skipping the subtraction when every bound is 0."""
         if self._bounded:
-            losses = losses - self._take(self.min_losses, idx).to(losses.dtype)
+            losses = losses - step.get("min_losses").to(losses.dtype)
         return torch.log(losses + self.eps)
 
-    def _combine(self, losses: Tensor, idx: Tensor | slice) -> tuple[Tensor, Tensor]:
-        z = torch.softmax(self._take(self.logits, idx), dim=0).to(losses.dtype)
-        log_gaps = self._log_gaps(losses, idx)
+    def _combine(self, losses: Tensor, step: Step) -> tuple[Tensor, Tensor]:
+        z = torch.softmax(step.get("logits"), dim=0).to(losses.dtype)
+        log_gaps = self._log_gaps(losses, step)
         scaled = z * torch.exp(-log_gaps.detach())  # z_i / (L_i - b_i + ε)
         c = scaled.sum()
         total = (z * log_gaps).sum() / c
-        if self._updating():
-            self.prev_log_gaps[idx] = log_gaps.detach().to(self.prev_log_gaps.dtype)
+        step.set("prev_log_gaps", log_gaps)
         return total, scaled / c
 
     @torch.no_grad()
@@ -122,50 +122,28 @@ class FAMO(Balancer):
 
         ``losses`` must hold the tasks of the last :meth:`forward` (on the same batch).
         """
-        if self.skipped:
+        prepared = self._prepare_after(losses)
+        if prepared is None:
             return
-        if self._last_weights is None:
-            raise RuntimeError("FAMO.after_step() called before any forward/backward step")
-        names, tensors = self._collect(losses, need_grad=False)
-        if tuple(names) != self._last_names:
-            missing = sorted(set(self._last_names) ^ set(names))
-            raise ValueError(
-                f"after_step needs the same tasks as the last step; task {missing[0]!r} differs "
-                f"(last step: {list(self._last_names)}, given: {names})"
-            )
-        new = torch.stack(tensors).detach()
-        idx = self._indices(names, new.device)
-        new = self._global_values(names, new, idx)
-        if not self._validate_values(names, new):
-            return
-        delta = self._take(self.prev_log_gaps, idx) - self._log_gaps(new.to(self.logits.dtype), idx)
-        everyone = isinstance(idx, slice)  # update the buffers in place, else gathered copies
-        logits, m, v, step = (
-            (self.logits, self.adam_m, self.adam_v, self.adam_step)
-            if everyone
-            else (self.logits[idx], self.adam_m[idx], self.adam_v[idx], self.adam_step[idx])
-        )
+        step, new = prepared
+        delta = step.get("prev_log_gaps") - self._log_gaps(new.to(self.logits.dtype), step)
+        # the buffers themselves when every task is present (updated in place), else copies
+        logits, m, v, count = (step.get(n) for n in ("logits", "adam_m", "adam_v", "adam_step"))
         z = torch.softmax(logits, dim=0)
         grad = z * (delta - torch.dot(z, delta))  # Jᵀδ of the softmax
         grad.add_(logits, alpha=self.gamma)  # Adam's L2 weight decay
         beta1, beta2, adam_eps = 0.9, 0.999, 1e-8
-        step.add_(1)
+        count.add_(1)
         m.mul_(beta1).add_(grad, alpha=1 - beta1)
         v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-        if everyone and self._steps is not None:  # one step count for all: host-side corrections
+        if step.everyone and self._steps is not None:  # one step count for all: host-side corrections
             self._steps += 1
             bc1, bc2 = 1 - beta1**self._steps, 1 - beta2**self._steps
             denom = (v / bc2).sqrt_().add_(adam_eps)
             logits.addcdiv_(m, denom, value=-self.w_lr / bc1)
         else:  # some task missed a step: per-task step counts
             self._steps = None
-            denom = (v / (1 - torch.pow(beta2, step))).sqrt_().add_(adam_eps)
-            logits.addcdiv_(m / (1 - torch.pow(beta1, step)), denom, value=-self.w_lr)
-        if not everyone:
-            self.logits[idx], self.adam_m[idx], self.adam_v[idx], self.adam_step[idx] = logits, m, v, step
-
-    def _extra_state(self) -> dict[str, Any]:
-        return {"steps": self._steps}
-
-    def _load_extra_state(self, state: Mapping[str, Any]) -> None:
-        self._steps = state["steps"]
+            denom = (v / (1 - torch.pow(beta2, count))).sqrt_().add_(adam_eps)
+            logits.addcdiv_(m / (1 - torch.pow(beta1, count)), denom, value=-self.w_lr)
+        for name, value in (("logits", logits), ("adam_m", m), ("adam_v", v), ("adam_step", count)):
+            step.set(name, value)

@@ -8,7 +8,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-from ..base import Balancer, TaskSpec
+from ..base import Balancer, Step, TaskSpec
 from ..registry import register
 
 __all__ = ["Geometric"]
@@ -49,7 +49,7 @@ class Geometric(Balancer):
             raise ValueError(f"form must be 'geometric' or 'log', got {form!r}")
         self.form = form
 
-    def _combine(self, losses: Tensor, idx: Tensor | slice) -> tuple[Tensor, Tensor]:
+    def _combine(self, losses: Tensor, step: Step) -> tuple[Tensor, Tensor]:
         logs = torch.log(losses)
         if self.form == "log":
             return logs.sum(), losses.detach().reciprocal()

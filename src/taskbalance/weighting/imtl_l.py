@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..base import TaskSpec
+from ..base import Step, TaskSpec
 from ..registry import register
 from .uncertainty import LOG_VAR_LIMIT, MIN_VARIANCE, Init, LearnedScales
 
@@ -53,9 +53,9 @@ class IMTLL(LearnedScales):
     def _optimum(self, loss: float, task: int) -> float:
         return -math.log(max(loss, MIN_VARIANCE))
 
-    def _combine(self, losses: Tensor, idx: Tensor | slice) -> tuple[Tensor, Tensor]:
-        self._start(losses, idx)
+    def _combine(self, losses: Tensor, step: Step) -> tuple[Tensor, Tensor]:
+        self._start(losses, step)
         # e^s·L finite for any float32 loss
-        s = self._take(self.log_scales, idx).clamp(-LOG_VAR_LIMIT, LOG_VAR_LIMIT)
+        s = step.take(self.log_scales).clamp(-LOG_VAR_LIMIT, LOG_VAR_LIMIT)
         w = torch.exp(s)
         return (w * losses - s).sum(), w

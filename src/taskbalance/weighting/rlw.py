@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..base import Balancer, SeededGenerator, TaskSpec
+from ..base import Balancer, SeededGenerator, Step, TaskSpec
 from ..registry import register
 
 __all__ = ["RLW"]
@@ -47,13 +47,13 @@ class RLW(Balancer):
 
     def __init__(self, tasks: TaskSpec, seed: int | None = None, **kw: Any) -> None:
         super().__init__(tasks, **kw)
-        self.generator = SeededGenerator(seed)
+        self.generator = self.add_state("generator", SeededGenerator(seed))
 
-    def _combine(self, losses: Tensor, idx: Tensor | slice) -> tuple[Tensor, Tensor]:
-        if not self._updating():  # evaluation: the expected weights, no draw from the stream
+    def _combine(self, losses: Tensor, step: Step) -> tuple[Tensor, Tensor]:
+        if not step.updating:  # evaluation: the expected weights, no draw from the stream
             w = torch.full_like(losses, 1.0 / losses.shape[0])
             return (w * losses).sum(), w
         gen = self.generator.get(losses.device)
         z = torch.randn(self.num_tasks, generator=gen, device=losses.device, dtype=losses.dtype)
-        w = torch.softmax(self._take(z, idx), dim=0)
+        w = torch.softmax(step.take(z), dim=0)
         return (w * losses).sum(), w

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..base import Balancer, TaskSpec
+from ..base import Balancer, Step, TaskSpec
 from ..registry import register
 
 __all__ = ["STCH"]
@@ -52,6 +52,8 @@ class STCH(Balancer):
     """
 
     nadir: Tensor
+    epoch: int
+    warmup_epochs: int
     nadir_sum: Tensor
     nadir_count: Tensor
     sign_rule = "positive"
@@ -70,30 +72,30 @@ class STCH(Balancer):
         if nadir is None and warmup_epochs < 1:
             raise ValueError("warmup_epochs must be >= 1 unless a fixed nadir is given")
         self.mu = float(mu)
-        self.warmup_epochs = 0 if nadir is not None else int(warmup_epochs)
-        self.epoch = 0
+        self.add_state("warmup_epochs", 0 if nadir is not None else int(warmup_epochs))
+        self.add_state("epoch", 0)
         t = self.num_tasks
         if nadir is not None:
             values = self._per_task(nadir, "nadir values")
             if not all(v > 0 for v in values):
                 raise ValueError(f"nadir must give one positive value per task, got {values}")
-            self.register_buffer("nadir", torch.tensor(values))
+            self.add_state("nadir", torch.tensor(values))
         else:
-            self.register_buffer("nadir", torch.ones(t))
-        self.register_buffer("nadir_sum", torch.zeros(t))
-        self.register_buffer("nadir_count", torch.zeros(t))
+            self.add_state("nadir", torch.ones(t))
+        self.add_state("nadir_sum", torch.zeros(t))
+        self.add_state("nadir_count", torch.zeros(t))
 
-    def _combine(self, losses: Tensor, idx: Tensor | slice) -> tuple[Tensor, Tensor]:
+    def _combine(self, losses: Tensor, step: Step) -> tuple[Tensor, Tensor]:
         logs = torch.log(losses)
         if self.epoch < self.warmup_epochs:
-            if self.epoch == 0 and self._updating() and not torch.compiler.is_compiling():
+            if self.epoch == 0 and step.updating and not torch.compiler.is_compiling():
                 self._warn_if_no_epoch_closes()
-            if self.epoch == self.warmup_epochs - 1 and self._updating():
-                self.nadir_sum[idx] += losses.detach().to(self.nadir_sum.dtype)
-                self.nadir_count[idx] += 1
+            if self.epoch == self.warmup_epochs - 1:
+                step.add("nadir_sum", losses.detach())
+                step.add("nadir_count", torch.ones_like(losses))
             return logs.sum(), losses.detach().reciprocal()
         k = losses.numel()
-        u = (logs - torch.log(self._take(self.nadir, idx)).to(logs.dtype)) / self.mu
+        u = (logs - torch.log(step.get("nadir")).to(logs.dtype)) / self.mu
         total = k * self.mu * torch.logsumexp(u, dim=0)
         w = k * torch.softmax(u.detach(), dim=0) / losses.detach()
         return total, w
@@ -126,10 +128,3 @@ class STCH(Balancer):
             seen = self.nadir_count > 0
             mean = self.nadir_sum / self.nadir_count.clamp(min=1)
             self.nadir.copy_(torch.where(seen, mean, torch.ones_like(mean)))
-
-    def _extra_state(self) -> dict[str, Any]:
-        return {"epoch": self.epoch, "warmup_epochs": self.warmup_epochs}
-
-    def _load_extra_state(self, state: Mapping[str, Any]) -> None:
-        self.epoch = int(state["epoch"])
-        self.warmup_epochs = int(state["warmup_epochs"])

@@ -36,7 +36,9 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from ..base import Balancer, TaskSpec, parse_tasks
+from ..base import Balancer, Step, TaskSpec
+from ..distributed import active_group, global_losses
+from ..inputs import check_values, collect_losses, parse_tasks
 from ..registry import register
 
 __all__ = [
@@ -151,7 +153,7 @@ class LearnedScales(Balancer):
             raise ValueError(
                 f"{self.name}: init must be 'auto', a number, a mapping or a sequence, got {init!r}"
             )
-        self._initialized = [not self._auto] * self.num_tasks
+        self.add_state("_initialized", [not self._auto] * self.num_tasks)
         if self._auto:
             return [0.0] * self.num_tasks
         values = self._per_task(init, "init")
@@ -191,13 +193,13 @@ class LearnedScales(Balancer):
                 stacklevel=4,
             )
 
-    def _start(self, losses: Tensor, idx: Tensor | slice) -> None:
+    def _start(self, losses: Tensor, step: Step) -> None:
         """Set the parameter of each task seen for the first time to its optimum."""
-        if self._updating():
+        if step.updating:
             self._check_moving()
-        if all(self._initialized) or not self._updating():
+        if all(self._initialized) or not step.updating:
             return
-        positions = list(range(self.num_tasks)) if isinstance(idx, slice) else idx.tolist()
+        positions = [self._position[n] for n in step.names]
         new = [(j, v) for j, v in zip(positions, losses.detach().tolist()) if not self._initialized[j]]
         if not new:
             return
@@ -209,16 +211,29 @@ class LearnedScales(Balancer):
                     param[j] = min(max(opt, -LOG_VAR_LIMIT), LOG_VAR_LIMIT)
                 self._initialized[j] = True
 
-    def _extra_state(self) -> dict[str, Any]:
-        return {"initialized": list(self._initialized)}
+    def set_extra_state(self, state: Any) -> None:
+        """:meth:`Balancer.set_extra_state`; a checkpoint written before ``init="auto"``
+        existed is of trained parameters: every task counts as initialised."""
+        method = {"initialized": [True] * self.num_tasks, **state["method"]}
+        super().set_extra_state({**state, "method": method})
 
-    def _load_extra_state(self, state: Mapping[str, Any]) -> None:
-        # checkpoints written before init="auto" existed are of trained parameters
-        self._initialized = list(state.get("initialized", [True] * self.num_tasks))
+
+class _LogVariances(LearnedScales):
+    """A :class:`LearnedScales` whose parameters are log-variances s = log σ²."""
+
+    log_vars: nn.Parameter
+
+    @property
+    def sigma(self) -> dict[str, Tensor]:
+        """Learned σ by task (detached)."""
+        return dict(zip(self.task_names, torch.exp(0.5 * self.log_vars.detach()).unbind()))
+
+    def _stats(self) -> dict[str, Tensor]:
+        return {f"sigma/{n}": v for n, v in self.sigma.items()}
 
 
 @register("uw", "uncertainty", "kendall")
-class UncertaintyWeighting(LearnedScales):
+class UncertaintyWeighting(_LogVariances):
     r"""Uncertainty weighting, exactly as in Kendall, Gal & Cipolla (CVPR 2018).
 
     .. math::
@@ -262,7 +277,7 @@ class UncertaintyWeighting(LearnedScales):
         super().__init__(tasks, **kw)
         self.log_vars = nn.Parameter(torch.tensor(self._init_values(init)))
         factor = [0.5 if t == "regression" else 1.0 for t in self.task_types]
-        self.register_buffer("factor", torch.tensor(factor))
+        self.add_state("factor", torch.tensor(factor))
 
     def _param(self) -> nn.Parameter:
         return self.log_vars
@@ -270,22 +285,14 @@ class UncertaintyWeighting(LearnedScales):
     def _optimum(self, loss: float, task: int) -> float:
         return math.log(max(2 * float(self.factor[task]) * loss, MIN_VARIANCE))
 
-    def _combine(self, losses: Tensor, idx: Tensor | slice) -> tuple[Tensor, Tensor]:
-        self._start(losses, idx)
-        terms, w = uw_terms(losses, self._take(self.log_vars, idx), self._take(self.factor, idx))
+    def _combine(self, losses: Tensor, step: Step) -> tuple[Tensor, Tensor]:
+        self._start(losses, step)
+        terms, w = uw_terms(losses, step.take(self.log_vars), step.get("factor"))
         return terms.sum(), w
-
-    @property
-    def sigma(self) -> dict[str, Tensor]:
-        """Learned σ by task (detached)."""
-        return dict(zip(self.task_names, torch.exp(0.5 * self.log_vars.detach()).unbind()))
-
-    def _stats(self) -> dict[str, Tensor]:
-        return {f"sigma/{n}": v for n, v in self.sigma.items()}
 
 
 @register("uw-simplified", "uncertainty-simplified")
-class UncertaintySimplified(LearnedScales):
+class UncertaintySimplified(_LogVariances):
     r"""The common code form of uncertainty weighting: :math:`\sum_i e^{-s_i} L_i + s_i`.
 
     Same for every task type; at the optimum s = log L (σ² = L), twice the weight of
@@ -317,22 +324,14 @@ class UncertaintySimplified(LearnedScales):
     def _optimum(self, loss: float, task: int) -> float:
         return math.log(max(loss, MIN_VARIANCE))
 
-    def _combine(self, losses: Tensor, idx: Tensor | slice) -> tuple[Tensor, Tensor]:
-        self._start(losses, idx)
-        terms, w = uw_simplified_terms(losses, self._take(self.log_vars, idx))
+    def _combine(self, losses: Tensor, step: Step) -> tuple[Tensor, Tensor]:
+        self._start(losses, step)
+        terms, w = uw_simplified_terms(losses, step.take(self.log_vars))
         return terms.sum(), w
-
-    @property
-    def sigma(self) -> dict[str, Tensor]:
-        """Learned σ by task (detached)."""
-        return dict(zip(self.task_names, torch.exp(0.5 * self.log_vars.detach()).unbind()))
-
-    def _stats(self) -> dict[str, Tensor]:
-        return {f"sigma/{n}": v for n, v in self.sigma.items()}
 
 
 @register("uw-revised", "liebel", "revised-uncertainty")
-class UncertaintyRevised(LearnedScales):
+class UncertaintyRevised(_LogVariances):
     r"""Liebel & Körner's revised uncertainty weighting (2018).
 
     .. math::
@@ -383,9 +382,9 @@ class UncertaintyRevised(LearnedScales):
     def _optimum(self, loss: float, task: int) -> float:
         return math.log(max(revised_optimum(loss), MIN_VARIANCE))
 
-    def _combine(self, losses: Tensor, idx: Tensor | slice) -> tuple[Tensor, Tensor]:
-        self._start(losses, idx)
-        terms, w = uw_revised_log_terms(losses, self._take(self.log_vars, idx))
+    def _combine(self, losses: Tensor, step: Step) -> tuple[Tensor, Tensor]:
+        self._start(losses, step)
+        terms, w = uw_revised_log_terms(losses, step.take(self.log_vars))
         return terms.sum(), w
 
     def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any, **kw: Any) -> None:
@@ -393,14 +392,6 @@ class UncertaintyRevised(LearnedScales):
         if old is not None and prefix + "log_vars" not in state_dict:
             state_dict[prefix + "log_vars"] = torch.log((old * old).clamp(min=MIN_VARIANCE))
         super()._load_from_state_dict(state_dict, prefix, *args, **kw)
-
-    @property
-    def sigma(self) -> dict[str, Tensor]:
-        """Learned σ by task (detached)."""
-        return dict(zip(self.task_names, torch.exp(0.5 * self.log_vars.detach()).unbind()))
-
-    def _stats(self) -> dict[str, Tensor]:
-        return {f"sigma/{n}": v for n, v in self.sigma.items()}
 
 
 Form = Literal["simplified", "uw", "revised"]
@@ -440,6 +431,8 @@ class DynamicWeightedLoss(nn.Module):
         tensor([-1., -2.])
     """
 
+    _factor: Tensor
+
     def __init__(
         self,
         num: int | None = None,
@@ -468,10 +461,14 @@ class DynamicWeightedLoss(nn.Module):
             "uw": UncertaintyWeighting,
             "revised": UncertaintyRevised,
         }[form]
-        # Validation and weight bookkeeping are the balancer's; it is kept out of the
-        # module tree so that the state dict holds only ``params``, like the snippet's.
-        inner = cls(dict(zip(names, types)), init=1.0 if form == "revised" else 0.0)
-        object.__setattr__(self, "_inner", inner)
+        # the same checks as the balancer of the form; the state dict holds only
+        # ``params``, like the snippet's
+        self._rule, self._reason = cls.sign_rule, cls.sign_reason
+        self.register_buffer(
+            "_factor",
+            torch.tensor([0.5 if t == "regression" else 1.0 for t in types]),
+            persistent=False,
+        )
         # the snippet's parameters: log-variances at 0, or σ at 1 for the revised form
         self.params = nn.Parameter(torch.full((num,), 1.0 if form == "revised" else 0.0))
         self._names = names
@@ -481,18 +478,25 @@ class DynamicWeightedLoss(nn.Module):
         """Total loss of ``losses`` (scalar tensors, in order; a single list works too)."""
         if len(losses) == 1 and isinstance(losses[0], (list, tuple)):
             losses = tuple(losses[0])
-        inner: Balancer = self._inner  # type: ignore[assignment]
-        prepared = inner._prepare(list(losses))
-        if prepared is None:  # pragma: no cover - the inner balancer raises by default
-            raise AssertionError("unreachable")
-        _, values, idx = prepared
-        p = Balancer._take(self.params, idx)
+        owner = type(self).__name__
+        names, tensors = collect_losses(owner, self._names, list(losses))
+        values = torch.stack(tensors)
+        if values.dtype in (torch.float16, torch.bfloat16):
+            values = values.float()  # as every balancer: combined in float32
+        idx: Tensor | slice = slice(None)
+        if len(names) < len(self._names):
+            idx = torch.tensor([self._names.index(n) for n in names], device=values.device)
+        group = active_group(None) if torch.is_grad_enabled() else None
+        if group is not None:  # the global batch's losses, as every balancer under DDP
+            values = global_losses(values, idx, self._names, group)
+        check_values(owner, names, values.detach(), rule=self._rule, reason=self._reason)
+        p = self.params if isinstance(idx, slice) else self.params[idx]
         if self.form == "simplified":
             terms, w = uw_simplified_terms(values, p)
         elif self.form == "revised":
             terms, w = uw_revised_terms(values, p)
         else:
-            factor = inner.factor.to(device=values.device)[idx]  # type: ignore[index]
+            factor = self._factor if isinstance(idx, slice) else self._factor[idx]
             terms, w = uw_terms(values, p, factor)
         self._weights = w.detach()
         return terms.sum()

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..base import Balancer, TaskSpec
+from ..base import Balancer, Step, TaskSpec
 from ..registry import register
 
 __all__ = ["UWSO"]
@@ -48,6 +48,6 @@ class UWSO(Balancer):
         super().__init__(tasks, **kw)
         self.temperature = self._number("temperature", temperature, low=0, open_low=True)
 
-    def _combine(self, losses: Tensor, idx: Tensor | slice) -> tuple[Tensor, Tensor]:
+    def _combine(self, losses: Tensor, step: Step) -> tuple[Tensor, Tensor]:
         w = torch.softmax(losses.detach().reciprocal() / self.temperature, dim=0)
         return (w * losses).sum(), w
