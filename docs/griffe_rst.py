@@ -62,6 +62,6 @@ def rst_to_markdown(text: str) -> str:
 class RstDocstrings(griffe.Extension):
     """Apply :func:`rst_to_markdown` to every docstring Griffe loads."""
 
-    def on_instance(self, *, obj: griffe.Object, **kwargs: Any) -> None:
+    def on_instance(self, *, obj: griffe.Object, **_kwargs: Any) -> None:
         if obj.docstring is not None:
             obj.docstring.value = rst_to_markdown(obj.docstring.value)

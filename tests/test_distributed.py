@@ -111,7 +111,7 @@ def test_single_process_needs_no_group() -> None:
     b = tb.create("uw", tasks=2)
     w = torch.ones(2, requires_grad=True)
     values = torch.stack([w[0], w[1]])
-    assert b._global_values(["0", "1"], values, slice(None)) is values
+    assert b._global_values(values, slice(None)) is values
 
 
 def test_ignore_in_ddp_needs_a_submodule() -> None:

@@ -45,7 +45,7 @@ def track(balancer: Balancer) -> None:
         _installed = True
 
 
-def _before(optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+def _before(optimizer: torch.optim.Optimizer, _args: Any, _kwargs: Any) -> None:
     pending = [b for b in list(_BALANCERS) if b._present_since_step is not None]
     if not pending:  # the common case: no balancer trained since its last step
         return
@@ -63,7 +63,7 @@ def _before(optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
         _SAVED[id(optimizer)] = saved
 
 
-def _after(optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+def _after(optimizer: torch.optim.Optimizer, _args: Any, _kwargs: Any) -> None:
     with torch.no_grad():
         for p, absent, before in _SAVED.pop(id(optimizer), []):
             p[absent] = before

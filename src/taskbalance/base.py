@@ -313,7 +313,7 @@ class Balancer(nn.Module, metaclass=abc.ABCMeta):
         """The process group to balance over, or ``None`` (a single process)."""
         return active_group(self.process_group) if self.sync_dist else None
 
-    def _global_values(self, names: Sequence[str], values: Tensor, idx: Tensor | slice) -> Tensor:
+    def _global_values(self, values: Tensor, idx: Tensor | slice) -> Tensor:
         """The losses of the global batch: under ``torch.distributed``, the mean over
         ranks as the value, with the gradient flowing into the local losses; otherwise
         ``values`` itself. Also gives the method's generator rank 0's seed once.
@@ -341,7 +341,7 @@ class Balancer(nn.Module, metaclass=abc.ABCMeta):
             values = values.float()
         idx = self._indices(names, values.device)
         if torch.is_grad_enabled():  # evaluation needs no collective: a rank may evaluate alone
-            values = self._global_values(names, values, idx)
+            values = self._global_values(values, idx)
         self.skipped = not self._validate_values(names, values.detach())
         if self.skipped:
             return None
@@ -366,7 +366,7 @@ class Balancer(nn.Module, metaclass=abc.ABCMeta):
             )
         new = torch.stack(tensors).detach()
         idx = self._indices(names, new.device)
-        new = self._global_values(names, new, idx)
+        new = self._global_values(new, idx)
         if not self._validate_values(names, new):
             return None
         return Step(self, tuple(names), idx, True), new
@@ -446,6 +446,7 @@ class Balancer(nn.Module, metaclass=abc.ABCMeta):
         Returns:
             The total loss, detached.
         """
+        del shared_params, features  # accepted so that one call works for every method
         if scaler is not None and scaler.is_enabled():
             self._before_step = copy.deepcopy(self.state_dict())
         total: Tensor = self(losses)

@@ -94,11 +94,11 @@ class _Replace(torch.autograd.Function):
     """Forward: ``value`` (exactly); backward: the gradient goes to ``local``."""
 
     @staticmethod
-    def forward(ctx: Any, local: Tensor, value: Tensor) -> Tensor:
+    def forward(_ctx: Any, _local: Tensor, value: Tensor) -> Tensor:
         return value.clone()
 
     @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
+    def backward(_ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
         return grad, None
 
 

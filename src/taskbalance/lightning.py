@@ -27,6 +27,7 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 from torch import Tensor
+from typing_extensions import override
 
 from .base import Balancer
 from .distributed import ignore_in_ddp
@@ -83,9 +84,10 @@ class BalancedModule(pl.LightningModule):
             balancer.register_step_hook(self._keep_stats)
         self._needs_after_step = type(balancer).after_step is not Balancer.after_step
 
-    def _keep_stats(self, balancer: Balancer, stats: dict[str, Tensor]) -> None:
+    def _keep_stats(self, _balancer: Balancer, stats: dict[str, Tensor]) -> None:
         self._stats = stats
 
+    @override
     def setup(self, stage: str) -> None:
         """Keep the balancer out of DDP's reducer (it synchronises itself)."""
         ignore_in_ddp(self, self.balancer)
@@ -109,6 +111,7 @@ class BalancedModule(pl.LightningModule):
             return out[0], out[1]
         return out, None
 
+    @override
     def training_step(self, batch: Any, batch_idx: int) -> Tensor | None:
         """Balance and (for gradient methods) step; returns the loss for automatic optimisation."""
         losses, features = self._split(self.task_losses(batch))
@@ -146,6 +149,7 @@ class BalancedModule(pl.LightningModule):
             losses, _ = self._split(self.task_losses(batch))
             self.balancer.after_step(losses)
 
+    @override
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         """Automatic optimisation: the method's post-step hook, after the optimiser step."""
         if self.automatic_optimization and self._needs_after_step and not self.balancer.skipped:

@@ -113,7 +113,7 @@ class TensorBoardHook:
         self.prefix = prefix
         self.step = 0
 
-    def __call__(self, balancer: Any, stats: Mapping[str, Tensor]) -> None:
+    def __call__(self, _balancer: Any, stats: Mapping[str, Tensor]) -> None:
         self.step += 1
         if self.step % self.every:
             return

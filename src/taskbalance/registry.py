@@ -96,9 +96,9 @@ def options(cls: type[Balancer]) -> list[str]:
         if init is None:
             continue
         for p in inspect.signature(init).parameters.values():
-            if p.name not in ("self", "tasks") and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
-                if p.name not in names:
-                    names.append(p.name)
+            skip = p.name in ("self", "tasks") or p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+            if not skip and p.name not in names:
+                names.append(p.name)
     return names
 
 

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 import torch
 from torch import Tensor
+from typing_extensions import override
 
 from ..base import Step, TaskSpec
 from ..registry import register
@@ -88,6 +89,7 @@ class AlignedMTL(GramianBalancer):
         values = self._per_task(pref, "preference weights", default=1.0 / self.num_tasks)
         self.add_state("pref", torch.tensor(values, dtype=torch.float64))
 
+    @override
     def _weights(self, gramian: Tensor, losses: Tensor, step: Step) -> Tensor:
         b = aligned_matrix(gramian, self.scale_mode, eps=torch.finfo(step.jac_dtype).eps)
         return b @ step.get("pref").to(gramian.dtype)

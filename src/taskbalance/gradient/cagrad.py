@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from torch import Tensor
+from typing_extensions import override
 
 from ..base import Step, TaskSpec
 from ..registry import register
@@ -49,6 +50,7 @@ class CAGrad(GramianBalancer):
         super().__init__(tasks, **kw)
         self.c, self.rescale = self._number("c", c, low=0), bool(rescale)
 
+    @override
     def _weights(self, gramian: Tensor, losses: Tensor, step: Step) -> Tensor:
         w = cagrad_weights(gramian, self.c)
         return w / (1 + self.c**2) if self.rescale else w

@@ -10,6 +10,7 @@ from typing import Any, ClassVar, Literal
 import torch
 import torch.distributed as dist
 from torch import Tensor
+from typing_extensions import override
 
 from ..base import Balancer, LossInput, Step, TaskSpec
 from ..distributed import all_reduce_mean, gather_columns, is_initialized
@@ -68,6 +69,7 @@ class GradientBalancer(Balancer):
         self.batched = batched
         self.chunk_size = chunk_size
 
+    @override
     def forward(self, losses: LossInput) -> Tensor:
         """Gradient-based methods have no scalar loss to return: use :meth:`backward`."""
         raise TypeError(
@@ -77,19 +79,22 @@ class GradientBalancer(Balancer):
         )
 
     # ------------------------------------------------------------- overridable
-    def _objectives(self, losses: Tensor, step: Step) -> tuple[Tensor, Tensor | None]:
-        """Per-task objectives to differentiate, and d objective_i / d L_i (None: 1)."""
+    def _objectives(self, losses: Tensor, step: Step) -> tuple[Tensor, Tensor | None]:  # noqa: ARG002
+        """Per-task objectives to differentiate, and d objective_i / d L_i (None: 1).
+        A default hook: IMTL, DB-MTL and GradNorm override it."""
         return losses, None
 
     @abc.abstractmethod
     def _aggregate(self, jac: Tensor, losses: Tensor, step: Step) -> tuple[Tensor, Tensor]:
         """Return ``(direction (N,), weights (K,))`` from the Jacobian (K, N)."""
 
+    @override
     def _combine(self, losses: Tensor, step: Step) -> tuple[Tensor, Tensor]:
         raise TypeError(f"{type(self).__name__} combines gradients: use backward()")
 
-    def _head_objective(self, objectives: Tensor, step: Step) -> Tensor:
-        """What the task-specific leaves are trained on (default: the sum)."""
+    def _head_objective(self, objectives: Tensor, step: Step) -> Tensor:  # noqa: ARG002
+        """What the task-specific leaves are trained on (default: the sum; DB-MTL
+        overrides it)."""
         return objectives.sum()
 
     def _own_leaves(self) -> set[int]:

@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
+from typing_extensions import override
 
 from ..base import Step, TaskSpec
 from ..registry import register
@@ -66,6 +67,7 @@ class DBMTL(GradientBalancer):
     def _features_reason(self) -> str:
         return "its moving averages of gradients need the same coordinates at every step"
 
+    @override
     def _objectives(self, losses: Tensor, step: Step) -> tuple[Tensor, Tensor | None]:
         # The Jacobian is taken of the raw losses and its rows divided by L + ε afterwards
         # (in at least float32): the same gradients of log(L + ε), without pushing the

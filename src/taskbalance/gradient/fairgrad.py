@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
+from typing_extensions import override
 
 from ..base import Step, TaskSpec
 from ..registry import register
@@ -53,6 +54,7 @@ class FairGrad(GramianBalancer):
         self.alpha = self._number("alpha", alpha, low=0)
         self.max_norm = None if max_norm is None else self._number("max_norm", max_norm, low=0, open_low=True)
 
+    @override
     def _weights(self, gramian: Tensor, losses: Tensor, step: Step) -> Tensor:
         k = gramian.shape[0]
         if self.alpha == 0:

@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
+from typing_extensions import override
 
 from ..base import SeededGenerator, Step, TaskSpec
 from ..registry import register
@@ -62,6 +63,7 @@ class GradDrop(GradientBalancer):
         self.add_state("leak", torch.tensor(values))
         self.generator = self.add_state("generator", SeededGenerator(seed))
 
+    @override
     def _aggregate(self, jac: Tensor, losses: Tensor, step: Step) -> tuple[Tensor, Tensor]:
         purity = 0.5 * (1 + jac.sum(0) / jac.abs().sum(0).clamp(min=torch.finfo(jac.dtype).tiny))
         u = torch.rand(

@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
+from typing_extensions import override
 
 from ..base import SeededGenerator, Step, TaskSpec
 from ..registry import register
@@ -65,6 +66,7 @@ class GradVac(GramianBalancer):
             "targets", torch.zeros(self.num_tasks, self.num_tasks, dtype=torch.float64), task_dims=(0, 1)
         )
 
+    @override
     def _weights(self, gramian: Tensor, losses: Tensor, step: Step) -> Tensor:
         k = gramian.shape[0]
         orders = random_orders(k, self.generator.get(gramian.device), gramian.device)

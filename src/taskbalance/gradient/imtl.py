@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from typing_extensions import override
 
 from ..base import Step, TaskSpec
 from ..registry import register
@@ -53,6 +54,7 @@ class IMTLG(GramianBalancer):
         tensor([0.6667, 0.6667])
     """
 
+    @override
     def _weights(self, gramian: Tensor, losses: Tensor, step: Step) -> Tensor:
         return imtl_g_weights(gramian)
 

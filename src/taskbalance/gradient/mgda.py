@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 import torch
 from torch import Tensor
+from typing_extensions import override
 
 from ..base import Step, TaskSpec
 from ..registry import register
@@ -75,6 +76,7 @@ class MGDA(GramianBalancer):
             return self._check_losses(names, values, "positive", reason)
         return super()._validate_values(names, values)
 
+    @override
     def _weights(self, gramian: Tensor, losses: Tensor, step: Step) -> Tensor:
         if self.normalization == "none":
             return min_norm_weights(gramian)

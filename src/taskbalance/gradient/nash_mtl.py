@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
+from typing_extensions import override
 
 from ..base import Step, TaskSpec
 from ..registry import register
@@ -63,12 +64,11 @@ class NashMTL(GramianBalancer):
         self.add_state("step", 0)
         self.add_state("alpha", torch.ones(self.num_tasks, dtype=torch.float64))
 
+    @override
     def _weights(self, gramian: Tensor, losses: Tensor, step: Step) -> Tensor:
         prev = step.get("alpha").to(gramian.dtype)
-        if self.step % self.update_weights_every == 0:
-            alpha = bargaining_weights(gramian, init=prev)
-        else:
-            alpha = prev
+        due = self.step % self.update_weights_every == 0
+        alpha = bargaining_weights(gramian, init=prev) if due else prev
         if step.updating:
             self.step += 1
         step.set("alpha", alpha)

@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
+from typing_extensions import override
 
 from ..base import SeededGenerator, Step, TaskSpec
 from ..registry import register
@@ -78,6 +79,7 @@ class PCGrad(GramianBalancer):
         super().__init__(tasks, **kw)
         self.generator = self.add_state("generator", SeededGenerator(seed))
 
+    @override
     def _weights(self, gramian: Tensor, losses: Tensor, step: Step) -> Tensor:
         k = gramian.shape[0]
         orders = random_orders(k, self.generator.get(gramian.device), gramian.device)

@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
+from typing_extensions import override
 
 from ..base import Step, TaskSpec
 from ..registry import register
@@ -63,5 +64,6 @@ class UPGrad(GramianBalancer):
         values = self._per_task(pref, "preference weights", default=1.0 / self.num_tasks)
         self.add_state("pref", torch.tensor(values, dtype=torch.float64))
 
+    @override
     def _weights(self, gramian: Tensor, losses: Tensor, step: Step) -> Tensor:
         return upgrad_weights(gramian, step.get("pref").to(gramian.dtype), reg=self.reg)

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 import torch
 from torch import Tensor
+from typing_extensions import override
 
 from ..base import Balancer, Step, TaskSpec
 from ..registry import register
@@ -41,6 +42,7 @@ class Equal(Balancer):
             raise ValueError(f"reduction must be 'sum' or 'mean', got {reduction!r}")
         self.reduction = reduction
 
+    @override
     def _combine(self, losses: Tensor, step: Step) -> tuple[Tensor, Tensor]:
         if self.reduction == "mean":
             return losses.mean(), torch.full_like(losses, 1.0 / losses.numel())

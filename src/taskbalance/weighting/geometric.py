@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 import torch
 from torch import Tensor
+from typing_extensions import override
 
 from ..base import Balancer, Step, TaskSpec
 from ..registry import register
@@ -49,6 +50,7 @@ class Geometric(Balancer):
             raise ValueError(f"form must be 'geometric' or 'log', got {form!r}")
         self.form = form
 
+    @override
     def _combine(self, losses: Tensor, step: Step) -> tuple[Tensor, Tensor]:
         logs = torch.log(losses)
         if self.form == "log":

@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from typing_extensions import override
 
 from ..base import Step, TaskSpec
 from ..registry import register
@@ -50,6 +51,7 @@ class IMTLL(LearnedScales):
     def _param(self) -> nn.Parameter:
         return self.log_scales
 
+    @override
     def _optimum(self, loss: float, task: int) -> float:
         return -math.log(max(loss, MIN_VARIANCE))
 

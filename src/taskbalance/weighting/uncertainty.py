@@ -35,6 +35,7 @@ from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
+from typing_extensions import override
 
 from ..base import Balancer, Step, TaskSpec
 from ..distributed import active_group, global_losses
@@ -321,6 +322,7 @@ class UncertaintySimplified(_LogVariances):
     def _param(self) -> nn.Parameter:
         return self.log_vars
 
+    @override
     def _optimum(self, loss: float, task: int) -> float:
         return math.log(max(loss, MIN_VARIANCE))
 
@@ -379,6 +381,7 @@ class UncertaintyRevised(_LogVariances):
     def _param(self) -> nn.Parameter:
         return self.log_vars
 
+    @override
     def _optimum(self, loss: float, task: int) -> float:
         return math.log(max(revised_optimum(loss), MIN_VARIANCE))
 

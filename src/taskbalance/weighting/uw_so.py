@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
+from typing_extensions import override
 
 from ..base import Balancer, Step, TaskSpec
 from ..registry import register
@@ -48,6 +49,7 @@ class UWSO(Balancer):
         super().__init__(tasks, **kw)
         self.temperature = self._number("temperature", temperature, low=0, open_low=True)
 
+    @override
     def _combine(self, losses: Tensor, step: Step) -> tuple[Tensor, Tensor]:
         w = torch.softmax(losses.detach().reciprocal() / self.temperature, dim=0)
         return (w * losses).sum(), w
