@@ -119,10 +119,14 @@ def main() -> None:
     for name in methods:
         size = plot_method(name, res["methods"][name], stl_curves, img / f"{name}.png")
         print(f"{img / f'{name}.png'}: {size / 1024:.1f} KiB")
-    keep = {
-        m: {k: r[k] for k in ("delta_stl", "delta_equal", "sigma", "metrics")}
-        for m, r in res["methods"].items()
-    }
+    # a run of some methods updates their entries and keeps the others' (same problem, seed)
+    keep = json.loads(RESULTS.read_text())["methods"] if RESULTS.is_file() else {}
+    keep.update(
+        {
+            m: {k: r[k] for k in ("delta_stl", "delta_equal", "sigma", "metrics")}
+            for m, r in res["methods"].items()
+        }
+    )
     RESULTS.write_text(json.dumps({"problem": PROBLEM, "seeds": [0], "methods": keep}, indent=1) + "\n")
     for name in methods:
         page = HERE / "methods" / f"{name}.md"
