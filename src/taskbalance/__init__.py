@@ -6,7 +6,7 @@
 
 from importlib import metadata as _metadata
 
-from . import amp, distributed, monitor, nn
+from . import amp, distributed, losses, monitor, nn
 from .base import TASK_TYPES, Balancer, InvalidLossError, SeededGenerator, Step
 from .gradient import (
     DBMTL,
@@ -50,6 +50,7 @@ except _metadata.PackageNotFoundError:  # run from a source tree that is not ins
 __all__ = [
     "amp",
     "distributed",
+    "losses",
     "monitor",
     "DBMTL",
     "IMTL",

@@ -10,6 +10,16 @@ Every module here maps an input batch to a dict of task outputs and exposes:
   shared_params=model.shared_parameters())`` needs no hand-written lists.
 """
 
+from ..losses import HeteroscedasticHead
 from .architectures import CGC, PLE, SNR, HardSharing, MMoE, MultiTaskModule, hard_concrete
 
-__all__ = ["CGC", "MMoE", "PLE", "SNR", "HardSharing", "MultiTaskModule", "hard_concrete"]
+__all__ = [
+    "CGC",
+    "MMoE",
+    "PLE",
+    "SNR",
+    "HardSharing",
+    "HeteroscedasticHead",
+    "MultiTaskModule",
+    "hard_concrete",
+]
