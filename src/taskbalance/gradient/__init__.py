@@ -12,6 +12,7 @@ from .imtl import IMTL, IMTLG
 from .mgda import MGDA
 from .nash_mtl import NashMTL
 from .pcgrad import PCGrad
+from .rgw import RGW
 from .upgrad import UPGrad
 
 __all__ = [
@@ -29,5 +30,6 @@ __all__ = [
     "GramianBalancer",
     "NashMTL",
     "PCGrad",
+    "RGW",
     "UPGrad",
 ]

@@ -1,0 +1,1 @@
+"""One test module per method: its own math, cross-checks and regressions."""
