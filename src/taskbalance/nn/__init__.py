@@ -11,5 +11,15 @@ Every module here maps an input batch to a dict of task outputs and exposes:
 """
 
 from .architectures import CGC, PLE, SNR, HardSharing, MMoE, MultiTaskModule, hard_concrete
+from .cross_stitch import CrossStitch
 
-__all__ = ["CGC", "MMoE", "PLE", "SNR", "HardSharing", "MultiTaskModule", "hard_concrete"]
+__all__ = [
+    "CGC",
+    "MMoE",
+    "PLE",
+    "SNR",
+    "CrossStitch",
+    "HardSharing",
+    "MultiTaskModule",
+    "hard_concrete",
+]
