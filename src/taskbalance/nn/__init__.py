@@ -12,6 +12,7 @@ Every module here maps an input batch to a dict of task outputs and exposes:
 
 from .architectures import CGC, PLE, SNR, HardSharing, MMoE, MultiTaskModule, hard_concrete
 from .cross_stitch import CrossStitch
+from .dselect_k import DSelectK, smooth_step
 
 __all__ = [
     "CGC",
@@ -19,7 +20,9 @@ __all__ = [
     "PLE",
     "SNR",
     "CrossStitch",
+    "DSelectK",
     "HardSharing",
     "MultiTaskModule",
     "hard_concrete",
+    "smooth_step",
 ]
