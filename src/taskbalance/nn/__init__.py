@@ -13,10 +13,12 @@ Every module here maps an input batch to a dict of task outputs and exposes:
 from .architectures import CGC, PLE, SNR, HardSharing, MMoE, MultiTaskModule, hard_concrete
 from .cross_stitch import CrossStitch
 from .dselect_k import DSelectK, smooth_step
+from .mtan import MTAN
 
 __all__ = [
     "CGC",
     "MMoE",
+    "MTAN",
     "PLE",
     "SNR",
     "CrossStitch",
