@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from taskbalance.bench import data as datasets
-from taskbalance.bench.problems import PROBLEMS, auc, get_problem, qm9_features
+from taskbalance.bench.problems import ARCHS, PROBLEMS, auc, get_problem, qm9_features
 from taskbalance.bench.runner import STL, delta_m, run_bench
 from taskbalance.cli import main
 
@@ -211,7 +211,7 @@ def test_mmoe_synthetic_correlation_controls_how_related_the_tasks_are() -> None
         get_problem("census:0.5")
 
 
-@pytest.mark.parametrize("arch", ["hard", "mmoe", "cgc", "ple", "snr"])
+@pytest.mark.parametrize("arch", ARCHS)
 def test_every_architecture_runs_in_the_bench(arch: str, tmp_path: Path) -> None:
     code = main(
         [

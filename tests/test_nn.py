@@ -11,7 +11,17 @@ import torch
 from torch import nn
 
 import taskbalance as tb
-from taskbalance.nn import CGC, PLE, SNR, HardSharing, MMoE, MultiTaskModule, hard_concrete
+from taskbalance.nn import (
+    CGC,
+    PLE,
+    SNR,
+    CrossStitch,
+    DSelectK,
+    HardSharing,
+    MMoE,
+    MultiTaskModule,
+    hard_concrete,
+)
 
 TASKS = {"a": 1, "b": 3}
 D = 12
@@ -128,6 +138,8 @@ ARCHS = {
     "cgc": lambda: CGC(D, TASKS, num_shared=2, num_specific=1, expert_dims=(8,), tower=(4,)),
     "ple": lambda: PLE(D, TASKS, num_levels=2, num_shared=2, num_specific=1, expert_dims=(8,), tower=(4,)),
     "snr": lambda: SNR(D, TASKS, num_lower=2, lower_dims=(8,), tower=(4,)),
+    "cross-stitch": lambda: CrossStitch(D, TASKS, hidden=(8, 8), tower=(4,)),
+    "dselect-k": lambda: DSelectK(D, TASKS, num_experts=3, k=2, expert_dims=(8,), tower=(4,)),
 }
 
 

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..nn import CGC, PLE, SNR, HardSharing, MMoE, MultiTaskModule
+from ..nn import CGC, PLE, SNR, CrossStitch, DSelectK, HardSharing, MMoE, MultiTaskModule
 from . import data as datasets
 from .noisy import make_noisy_tasks
 
@@ -83,7 +83,7 @@ class ArchNet(MTLNet):
         return self.arch.shared_parameters()
 
 
-ARCHS = ("hard", "mmoe", "cgc", "ple", "snr")
+ARCHS = ("hard", "mmoe", "cgc", "ple", "snr", "cross-stitch", "dselect-k")
 
 
 def build_arch(arch: str, input_dim: int, outputs: dict[str, int], width: int = 64) -> ArchNet:
@@ -110,6 +110,12 @@ def build_arch(arch: str, input_dim: int, outputs: dict[str, int], width: int = 
         )
     if arch == "snr":
         return ArchNet(SNR(input_dim, outputs, num_lower=3, lower_dims=(width,), tower=(width // 2,)))
+    if arch == "cross-stitch":
+        return ArchNet(CrossStitch(input_dim, outputs, hidden=(width, width), tower=(width // 2,)))
+    if arch == "dselect-k":
+        return ArchNet(
+            DSelectK(input_dim, outputs, num_experts=4, k=2, expert_dims=(width,), tower=(width // 2,))
+        )
     raise ValueError(f"unknown architecture {arch!r}; available: {', '.join(ARCHS)}")
 
 

@@ -12,14 +12,21 @@ Every module here maps an input batch to a dict of task outputs and exposes:
 
 from ..losses import HeteroscedasticHead
 from .architectures import CGC, PLE, SNR, HardSharing, MMoE, MultiTaskModule, hard_concrete
+from .cross_stitch import CrossStitch
+from .dselect_k import DSelectK, smooth_step
+from .mtan import MTAN
 
 __all__ = [
     "CGC",
     "MMoE",
+    "MTAN",
     "PLE",
     "SNR",
+    "CrossStitch",
+    "DSelectK",
     "HardSharing",
     "HeteroscedasticHead",
     "MultiTaskModule",
     "hard_concrete",
+    "smooth_step",
 ]
