@@ -36,6 +36,8 @@ def test_every_issue_method_is_registered() -> None:
         "upgrad",
         "db-mtl",
         "fairgrad",
+        "excess-mtl",
+        "moco",
     }
     assert set(tb.methods("gradient")) == gradient
     assert set(tb.methods("loss")) | gradient == set(tb.methods())

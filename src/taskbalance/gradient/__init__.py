@@ -4,12 +4,14 @@ from .aligned_mtl import AlignedMTL
 from .cagrad import CAGrad
 from .core import GradientBalancer, GramianBalancer
 from .db_mtl import DBMTL
+from .excess_mtl import ExcessMTL
 from .fairgrad import FairGrad
 from .graddrop import GradDrop
 from .gradnorm import GradNorm
 from .gradvac import GradVac
 from .imtl import IMTL, IMTLG
 from .mgda import MGDA
+from .moco import MoCo
 from .nash_mtl import NashMTL
 from .pcgrad import PCGrad
 from .upgrad import UPGrad
@@ -21,12 +23,14 @@ __all__ = [
     "MGDA",
     "AlignedMTL",
     "CAGrad",
+    "ExcessMTL",
     "FairGrad",
     "GradDrop",
     "GradNorm",
     "GradVac",
     "GradientBalancer",
     "GramianBalancer",
+    "MoCo",
     "NashMTL",
     "PCGrad",
     "UPGrad",
