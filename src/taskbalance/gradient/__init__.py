@@ -12,8 +12,10 @@ from .gradvac import GradVac
 from .imtl import IMTL, IMTLG
 from .mgda import MGDA
 from .moco import MoCo
+from .modo import MoDo
 from .nash_mtl import NashMTL
 from .pcgrad import PCGrad
+from .sdmgrad import SDMGrad
 from .upgrad import UPGrad
 
 __all__ = [
@@ -31,7 +33,9 @@ __all__ = [
     "GradientBalancer",
     "GramianBalancer",
     "MoCo",
+    "MoDo",
     "NashMTL",
     "PCGrad",
+    "SDMGrad",
     "UPGrad",
 ]
