@@ -4,11 +4,10 @@ Approximation for Deep Multi-Objective Learning", ICDM 2021) and PBI (Zhang & Li
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from typing_extensions import override
 
@@ -18,16 +17,7 @@ from ..registry import register
 __all__ = ["COSMOS", "PBI"]
 
 Preference = Mapping[str, float] | Sequence[float] | None
-
-
-def _with_weights(objective: Callable[[Tensor], Tensor], losses: Tensor) -> tuple[Tensor, Tensor]:
-    """``objective(losses)`` and its gradient w.r.t. the losses (the weights), the latter
-    taken on a detached copy so that it is exact even where no closed form is safe (a
-    zero norm) and available under ``torch.no_grad()``."""
-    with torch.enable_grad():
-        leaf = losses.detach().requires_grad_(True)
-        (weights,) = torch.autograd.grad(objective(leaf), leaf)
-    return objective(losses), weights
+_EPS = 1e-8  # torch.nn.functional.cosine_similarity's
 
 
 class _PreferenceBalancer(Balancer):
@@ -49,8 +39,8 @@ class COSMOS(_PreferenceBalancer):
         \mathcal L = \sum_i r_i L_i - \lambda \cos(r, L),
         \qquad w_i = r_i - \lambda\,\frac{\partial \cos(r, L)}{\partial L_i},
 
-    with :math:`\cos` computed as ``torch.nn.functional.cosine_similarity`` (as the
-    authors' code and TorchJD's ``COSMOS`` scalarizer). The preference r is the ray the
+    with :math:`\cos` defined as ``torch.nn.functional.cosine_similarity`` (the authors'
+    code and TorchJD's ``COSMOS`` scalarizer use it): each norm clamped at 1e-8. The preference r is the ray the
     model is trained for; the paper also feeds r to the network and samples it from a
     Dirichlet distribution at every step to learn the whole Pareto front, which is left
     to the user (set :attr:`preference`). The tasks present in a step use their entries of r.
@@ -65,7 +55,7 @@ class COSMOS(_PreferenceBalancer):
         >>> import torch, taskbalance as tb
         >>> b = tb.create("cosmos", tasks=2, lambda_=1.0, preference=[0.5, 0.5])
         >>> x = torch.tensor([1.0, 1.0], requires_grad=True)
-        >>> round(float(b(list(x.unbind()))), 6)  # 0.5 + 0.5 - cos = 0: the losses lie on the ray
+        >>> abs(round(float(b(list(x.unbind()))), 6))  # 0.5 + 0.5 - cos = 0: the losses lie on the ray
         0.0
         >>> round(float(b.weights["0"]), 6)  # the cosine is at its maximum: the weights are r
         0.5
@@ -81,11 +71,14 @@ class COSMOS(_PreferenceBalancer):
     @override
     def _combine(self, losses: Tensor, step: Step) -> tuple[Tensor, Tensor]:
         r = step.get("preference").to(losses.dtype)
-
-        def objective(values: Tensor) -> Tensor:
-            return (r * values).sum() - self.lambda_ * F.cosine_similarity(r, values, dim=0)
-
-        return _with_weights(objective, losses)
+        # cosine_similarity's definition: each norm clamped at 1e-8
+        nr = r.norm().clamp(min=_EPS)
+        norm = losses.detach().norm()
+        nl = norm.clamp(min=_EPS)
+        cos = (r @ losses) / (nr * losses.norm().clamp(min=_EPS))
+        total = (r * losses).sum() - self.lambda_ * cos
+        grad_cos = r / (nr * nl) - torch.where(norm > _EPS, cos.detach() / (nl * nl), 0.0) * losses.detach()
+        return total, r - self.lambda_ * grad_cos
 
     def extra_repr(self) -> str:
         return f"tasks={list(self.task_names)}, lambda_={self.lambda_}, preference={self.preference.tolist()}"
@@ -136,21 +129,22 @@ class PBI(_PreferenceBalancer):
         super().__init__(tasks, **kw)
         self.theta = self._number("theta", theta, low=0)
         self._set_preference(preference)
-        self.add_state("reference", torch.tensor(self._per_task(reference, "reference", default=0.0)))
+        self.add_state(
+            "reference",
+            torch.tensor(self._per_task(reference, "reference", default=0.0), dtype=torch.float64),
+        )
 
     @override
     def _combine(self, losses: Tensor, step: Step) -> tuple[Tensor, Tensor]:
         w = step.get("preference").to(losses.dtype)
-        z = step.get("reference").to(losses.dtype)
-
-        def objective(values: Tensor) -> Tensor:
-            direction = w / w.norm()
-            shifted = values - z
-            d1 = shifted @ direction
-            perpendicular = shifted - d1 * direction
-            return d1 + self.theta * torch.sqrt(perpendicular @ perpendicular + 1e-12)
-
-        return _with_weights(objective, losses)
+        direction = w / w.norm()
+        shifted = losses - step.get("reference").to(losses.dtype)
+        d1 = shifted @ direction
+        perpendicular = shifted - d1 * direction
+        d2 = torch.sqrt(perpendicular @ perpendicular + 1e-12)
+        # ∂‖p‖²/∂L = 2p (p is L - z projected off the ray): w = ŵ + θ p / d2
+        weights = direction + self.theta * perpendicular.detach() / d2.detach()
+        return d1 + self.theta * d2, weights
 
     def extra_repr(self) -> str:
         return (
