@@ -41,9 +41,10 @@ class COSMOS(_PreferenceBalancer):
 
     with :math:`\cos` defined as ``torch.nn.functional.cosine_similarity`` (the authors'
     code and TorchJD's ``COSMOS`` scalarizer use it): each norm clamped at 1e-8. The
-    preference r is the ray the model is trained for; the paper also feeds r to the network and samples it from a
-    Dirichlet distribution at every step to learn the whole Pareto front, which is left
-    to the user (set :attr:`preference`). The tasks present in a step use their entries of r.
+    preference r is the ray the model is trained for; the paper also feeds r to the
+    network and samples it from a Dirichlet distribution at every step to learn the whole
+    Pareto front, which is left to the user (set :attr:`preference`). The tasks present
+    in a step use their entries of r.
 
     Args:
         tasks: see :class:`~taskbalance.Balancer`.
