@@ -70,6 +70,13 @@ def modes(name: str) -> list[str]:
 
 PAIRS = [(m, mode) for m in tb.methods() for mode in modes(m)]
 
+#: methods whose weights are not a continuous function of the Jacobian at their defaults,
+#: so bf16 rounding may move them beyond the tolerance; their direction is still checked
+ROUGH_WEIGHTS = {
+    "sdmgrad": "20 inner SGD steps at lr=10 oscillate between faces of the simplex: where "
+    "they stop depends on the rounding of the Gramian",
+}
+
 
 def test_reported_weights_do_not_move_with_the_optimiser(any_method: str) -> None:
     _, balancer, opt = step(any_method)
@@ -86,6 +93,8 @@ def test_bf16_autocast_gives_the_float32_step(any_method: str, mode: str) -> Non
     assert torch.isfinite(g).all()
     assert all(p.grad.dtype == torch.float32 for p in low.parameters())
     assert F.cosine_similarity(g, g_ref, dim=0) > 0.98
+    if any_method in ROUGH_WEIGHTS:
+        return
     w, w_ref = (torch.stack(list(b.weights.values())).float() for b in (low_b, ref_b))
     torch.testing.assert_close(w, w_ref, rtol=0.05, atol=0.02)
 

@@ -20,6 +20,8 @@ def test_every_issue_method_is_registered() -> None:
         "stch",
         "famo",
         "imtl-l",
+        "cosmos",
+        "pbi",
     }
     assert expected <= set(tb.methods())
     gradient = {
@@ -36,6 +38,11 @@ def test_every_issue_method_is_registered() -> None:
         "upgrad",
         "db-mtl",
         "fairgrad",
+        "excess-mtl",
+        "moco",
+        "modo",
+        "sdmgrad",
+        "rgw",
     }
     assert set(tb.methods("gradient")) == gradient
     assert set(tb.methods("loss")) | gradient == set(tb.methods())

@@ -4,15 +4,19 @@ from .aligned_mtl import AlignedMTL
 from .cagrad import CAGrad
 from .core import GradientBalancer, GramianBalancer
 from .db_mtl import DBMTL
+from .excess_mtl import ExcessMTL
 from .fairgrad import FairGrad
 from .graddrop import GradDrop
 from .gradnorm import GradNorm
 from .gradvac import GradVac
 from .imtl import IMTL, IMTLG
 from .mgda import MGDA
+from .moco import MoCo
+from .modo import MoDo
 from .nash_mtl import NashMTL
 from .pcgrad import PCGrad
 from .rgw import RGW
+from .sdmgrad import SDMGrad
 from .upgrad import UPGrad
 
 __all__ = [
@@ -22,14 +26,18 @@ __all__ = [
     "MGDA",
     "AlignedMTL",
     "CAGrad",
+    "ExcessMTL",
     "FairGrad",
     "GradDrop",
     "GradNorm",
     "GradVac",
     "GradientBalancer",
     "GramianBalancer",
+    "MoCo",
+    "MoDo",
     "NashMTL",
     "PCGrad",
     "RGW",
+    "SDMGrad",
     "UPGrad",
 ]

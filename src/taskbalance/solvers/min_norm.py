@@ -15,13 +15,16 @@ __all__ = ["project_simplex", "min_norm_weights"]
 def project_simplex(y: Tensor) -> Tensor:
     r"""Euclidean projection of each row of ``y`` onto :math:`\{w \ge 0, \sum w = 1\}`.
 
-    Sort-based, no Python loop (Held, Wolfe & Crowder 1974; Duchi et al. 2008).
+    Sort-based, no Python loop (Held, Wolfe & Crowder 1974; Duchi et al. 2008). The
+    projection is invariant to adding a constant to every entry, so ``y`` is first shifted
+    by its largest entry: a 1 added to entries of 1e31 would otherwise be lost to rounding.
 
     Example:
         >>> project_simplex(torch.tensor([0.5, 2.0, -1.0]))
         tensor([0., 1., 0.])
     """
     k = y.shape[-1]
+    y = y - y.amax(dim=-1, keepdim=True)
     s, _ = torch.sort(y, dim=-1, descending=True)
     css = s.cumsum(-1) - 1
     ind = torch.arange(1, k + 1, device=y.device, dtype=y.dtype)

@@ -5,6 +5,7 @@ from .equal import Equal, Static
 from .famo import FAMO
 from .geometric import Geometric
 from .imtl_l import IMTLL
+from .preference import COSMOS, PBI
 from .rlw import RLW
 from .stch import STCH
 from .uncertainty import (
@@ -17,6 +18,8 @@ from .uncertainty import (
 from .uw_so import UWSO
 
 __all__ = [
+    "COSMOS",
+    "PBI",
     "DWA",
     "DynamicWeightedLoss",
     "AutomaticWeightedLoss",
