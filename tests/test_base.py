@@ -8,7 +8,7 @@ import torch
 import taskbalance as tb
 from taskbalance.base import parse_tasks
 
-from .conftest import make
+from .helpers import make
 
 
 def losses3(

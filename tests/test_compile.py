@@ -8,7 +8,7 @@ import torch
 import taskbalance as tb
 from taskbalance.weighting.uncertainty import LearnedScales
 
-from .conftest import make
+from .helpers import make
 
 COMPILABLE = [m for m in tb.methods("loss") if m != "rlw"]
 

@@ -12,7 +12,7 @@ from torch import nn
 
 import taskbalance as tb
 
-from .conftest import make
+from .helpers import make
 
 
 def t(v: float, dtype: torch.dtype = torch.float32) -> torch.Tensor:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import taskbalance
 
-from .conftest import child_env
+from .helpers import child_env
 
 ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = (ROOT / "pyproject.toml").read_text()  # read with re: tomllib is Python 3.11+
