@@ -120,8 +120,14 @@ def part_methods(device: str) -> list[list[str]]:
     return rows
 
 
+#: the loss-based methods whose own tests (tests/methods/test_<name>.py) run on the device
+DEVICE_METHOD_TESTS = ("equal", "static", "dwa", "rlw", "uw-so", "geometric", "stch", "famo")
+
+
 def part_tests(device: str, quick: bool) -> list[list[str]]:
-    files = ["tests/test_precision.py"] if quick else ["tests/test_precision.py", "tests/test_methods.py"]
+    files = ["tests/test_precision.py"]
+    if not quick:
+        files += [f"tests/methods/test_{m.replace('-', '_')}.py" for m in DEVICE_METHOD_TESTS]
     env = {**os.environ, "TASKBALANCE_TEST_DEVICE": device, "OMP_NUM_THREADS": "1"}
     args = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-x", *files]
     if quick:

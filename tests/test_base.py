@@ -8,7 +8,7 @@ import torch
 import taskbalance as tb
 from taskbalance.base import parse_tasks
 
-from .conftest import make
+from .helpers import make
 
 
 def losses3(
@@ -182,20 +182,6 @@ def test_nonpositive_loss_is_refused_by_log_based_methods(name: str, value: floa
         b(losses)
 
 
-def test_uw_negative_loss_message_points_to_revised_or_shift() -> None:
-    b = tb.create("uw", tasks=["a"])
-    with pytest.raises(tb.InvalidLossError, match=r"unbounded below.*uw-revised") as info:
-        b({"a": torch.tensor(-0.5, requires_grad=True)})
-    assert "Shift the loss" in str(info.value)
-
-
-def test_uw_revised_accepts_zero_but_not_negative() -> None:
-    b = tb.create("uw-revised", tasks=["a"])
-    b({"a": torch.tensor(0.0, requires_grad=True)}).backward()
-    with pytest.raises(tb.InvalidLossError, match=r"task 'a' is -1, .*>= 0"):
-        b({"a": torch.tensor(-1.0, requires_grad=True)})
-
-
 def test_methods_without_sign_needs_accept_negative_losses() -> None:
     for name in ["equal", "static", "rlw"]:
         _, losses = losses3((1.0, -2.0, 3.0))
@@ -238,3 +224,13 @@ def test_hooks_are_no_ops_for_stateless_methods() -> None:
     b.epoch_end()
     b.after_step([torch.tensor(1.0), torch.tensor(2.0)])
     assert b.weights == {}
+
+
+def test_per_task_values_accept_a_mapping_a_sequence_or_one_number() -> None:
+    assert tb.create("static", tasks=["a", "b"], weights=0.5).static_weights.tolist() == [0.5, 0.5]
+    b = tb.create("famo", tasks=["a", "b"], min_losses={"a": -1.0, "b": 0.0})
+    assert b.min_losses.tolist() == [-1.0, 0.0]
+    with pytest.raises(ValueError, match=r"min_losses must name exactly the tasks.*unknown \['z'\]"):
+        tb.create("famo", tasks=["a", "b"], min_losses={"a": 0.0, "b": 0.0, "z": 1.0})
+    with pytest.raises(ValueError, match="must be given"):
+        b._per_task(None, "the things")

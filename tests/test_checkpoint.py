@@ -10,7 +10,7 @@ from torch import nn
 
 import taskbalance as tb
 
-from .conftest import make
+from .helpers import make
 
 TASKS = ("a", "b", "c")
 

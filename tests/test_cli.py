@@ -12,7 +12,7 @@ import torch
 
 from taskbalance.cli import main
 
-from .conftest import child_env
+from .helpers import child_env
 
 
 @pytest.mark.parametrize(

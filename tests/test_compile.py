@@ -8,7 +8,7 @@ import torch
 import taskbalance as tb
 from taskbalance.weighting.uncertainty import LearnedScales
 
-from .conftest import make
+from .helpers import make
 
 COMPILABLE = [m for m in tb.methods("loss") if m != "rlw"]
 
@@ -46,15 +46,3 @@ def test_loss_based_balancers_compile_with_fullgraph(name: str) -> None:
         if name == "famo":
             eager.after_step({k: v.detach() * 0.9 for k, v in le.items()})
             compiled_module.after_step({k: v.detach() * 0.9 for k, v in lc.items()})
-
-
-def test_rlw_draws_with_its_own_generator_which_dynamo_cannot_trace() -> None:
-    """Documented limitation: RLW's generator call breaks a fullgraph capture."""
-    torch._dynamo.reset()
-    b = make("rlw", check=False)
-    _, first = losses(0)
-    b(first)  # the generator exists before compiling
-    compiled = torch.compile(b, fullgraph=True, backend="aot_eager")
-    _, again = losses(1)
-    with pytest.raises(Exception, match=r"(?i)generator|proxy|unsupported"):
-        compiled(again)

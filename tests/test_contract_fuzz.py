@@ -29,7 +29,7 @@ from torch import nn
 
 import taskbalance as tb
 
-from .conftest import METHOD_KWARGS
+from .helpers import METHOD_KWARGS
 
 settings.register_profile(
     "ci", max_examples=25, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck)

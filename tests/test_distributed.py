@@ -22,7 +22,7 @@ from taskbalance.distributed import active_group, ignore_in_ddp, world_size
 from taskbalance.gradient.core import _refuse_sharded
 
 from . import ddp_job
-from .conftest import child_env
+from .helpers import child_env
 
 HERE = Path(__file__).parent
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import child_env
+from .helpers import child_env
 
 ROOT = Path(__file__).parent.parent
 EXAMPLES = ROOT / "examples"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import taskbalance as tb
 
-from .conftest import DEVICE, child_env
+from .helpers import DEVICE, child_env
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -15,7 +15,7 @@ import taskbalance as tb
 from taskbalance.gradient.core import GramianBalancer
 from taskbalance.jacobian import add_gramian, gramian, jacobian
 
-from .conftest import make
+from .helpers import make
 
 K = 3
 GRAMIAN_METHODS = [m for m in tb.methods("gradient") if issubclass(tb.get_method(m), GramianBalancer)]

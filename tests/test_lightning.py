@@ -15,7 +15,7 @@ import taskbalance as tb
 from taskbalance.lightning import BalancedModule
 
 from . import lightning_job
-from .conftest import child_env
+from .helpers import child_env
 
 HERE = Path(__file__).parent
 CONFIGS = [f"{m}-{mode}" for m, mode in lightning_job.CONFIGS]

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 import taskbalance as tb
 from taskbalance.monitor import TensorBoardHook, gradient_stats, task_gradient_stats
 
-from .conftest import make
+from .helpers import make
 
 TASKS = ("a", "b", "c")
 #: methods that differentiate transformed objectives (log Lᵢ, wᵢLᵢ, e^{sᵢ}Lᵢ)

@@ -28,17 +28,3 @@ def test_a_misspelled_option_names_the_method_and_the_close_match() -> None:
 def test_a_non_tensor_loss_reads_as_english() -> None:
     with pytest.raises(TypeError, match="loss of task '0' is an int, not a tensor"):
         tb.create("equal", tasks=2)([3, torch.ones((), requires_grad=True)])  # type: ignore[list-item]
-
-
-def test_stch_without_epoch_end_warns_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The ported MultiMNIST script never called epoch_end(): STCH stayed in its warm-up."""
-    monkeypatch.setattr(tb.STCH, "EPOCH_WARNING_STEPS", 30)
-    b = tb.create("stch", tasks=2)
-    x = torch.tensor([1.0, 2.0], requires_grad=True)
-    with pytest.warns(RuntimeWarning, match="no epoch_end"):
-        for _ in range(60):
-            b(list(x.unbind()))
-    closed = tb.create("stch", tasks=2)
-    for _ in range(60):  # closing epochs: no warning (warnings are errors in the suite)
-        closed(list(x.unbind()))
-        closed.epoch_end()

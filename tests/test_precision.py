@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 import taskbalance as tb
 
-from .conftest import make
+from .helpers import make
 
 TASKS = ("a", "b", "c")
 #: a scale at which any gradient entry above ~1.1 overflows float32

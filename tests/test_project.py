@@ -1,4 +1,5 @@
-"""The project's paperwork: licence, version, changelog, and the contributing guide's example."""
+"""The project's paperwork: licence, version, changelog, the contributing guide's example,
+and its checklist's test file for every method."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
+import pytest
+
 import taskbalance
 
-from .conftest import child_env
+from .helpers import child_env
 
 ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = (ROOT / "pyproject.toml").read_text()  # read with re: tomllib is Python 3.11+
@@ -51,3 +54,12 @@ def test_dev_extra_is_the_union_of_the_groups() -> None:
     assert 'dev = ["taskbalance[test,lint,docs,crosscheck,bench,lightning]"]' in PYPROJECT
     for group in ("test", "lint", "docs", "crosscheck", "bench", "lightning"):
         assert re.search(rf"^{group} = \[", PYPROJECT, flags=re.M), group
+
+
+@pytest.mark.parametrize("name", taskbalance.methods())
+def test_every_method_has_its_own_test_module(name: str) -> None:
+    """CONTRIBUTING.md's checklist: a method's own tests are in tests/methods/test_<name>.py."""
+    path = ROOT / "tests" / "methods" / f"test_{name.replace('-', '_')}.py"
+    assert path.is_file(), f"{name}: no {path.relative_to(ROOT)}"
+    text = path.read_text()
+    assert re.search(r"^def test_", text, flags=re.M) and f'"{name}"' in text, name

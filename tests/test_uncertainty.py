@@ -1,4 +1,8 @@
-"""Uncertainty weighting against its closed-form optima, and the two-line bug."""
+"""What the learned-scale methods (uw, uw-simplified, uw-revised, imtl-l) share, checked on
+uw: init="auto" and its control, per-task init, and the warning for parameters in no
+optimiser; and the snippet-compatible classes DynamicWeightedLoss and AutomaticWeightedLoss
+against the balancers and the snippet. Each method's own optimum and behaviour are in
+tests/methods/test_<name>.py."""
 
 from __future__ import annotations
 
@@ -9,103 +13,8 @@ import pytest
 import torch
 
 import taskbalance as tb
-from taskbalance.bench.noisy import make_noisy_tasks, train_noisy
 
-LOSSES = (0.3, 2.5, 40.0)
-
-
-def minimise(balancer: tb.Balancer, losses: list[float]) -> None:
-    """Minimise the balancer's objective over its own parameters, losses fixed."""
-    balancer.double()
-    values = [torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in losses]
-    opt = torch.optim.LBFGS(
-        balancer.parameters(),
-        lr=1,
-        max_iter=500,
-        tolerance_grad=1e-12,
-        tolerance_change=1e-15,
-        line_search_fn="strong_wolfe",
-    )
-
-    def closure() -> torch.Tensor:
-        opt.zero_grad()
-        total = balancer(values)
-        total.backward()
-        return total
-
-    for _ in range(3):
-        opt.step(closure)
-
-
-def revised_optimum(loss: float) -> float:
-    return (loss + math.sqrt(loss * loss + 8 * loss)) / 4
-
-
-@pytest.mark.parametrize(
-    ("name", "tasks", "learned", "expected"),
-    [
-        ("uw", ["r0", "r1", "r2"], lambda b: torch.exp(b.log_vars), lambda L: L),
-        (
-            "uw",
-            {"c0": "classification", "c1": "classification", "c2": "classification"},
-            lambda b: torch.exp(b.log_vars),
-            lambda L: 2 * L,
-        ),
-        ("uw-simplified", 3, lambda b: b.log_vars, math.log),
-        ("uw-revised", 3, lambda b: torch.exp(b.log_vars), revised_optimum),
-        ("imtl-l", 3, lambda b: b.log_scales, lambda L: -math.log(L)),
-    ],
-)
-def test_closed_form_optimum(name, tasks, learned, expected) -> None:  # type: ignore[no-untyped-def]
-    b = tb.create(name, tasks=tasks)
-    minimise(b, list(LOSSES))
-    got = learned(b).detach()
-    want = torch.tensor([expected(v) for v in LOSSES], dtype=torch.float64)
-    torch.testing.assert_close(got, want, rtol=1e-3, atol=1e-6)
-
-
-def test_mixed_task_types_get_their_own_optimum() -> None:
-    b = tb.create("uw", tasks={"depth": "regression", "seg": "classification"})
-    minimise(b, [3.0, 3.0])
-    torch.testing.assert_close(
-        torch.exp(b.log_vars.detach()), torch.tensor([3.0, 6.0], dtype=torch.float64), rtol=1e-3, atol=0
-    )
-    sigma = b.sigma
-    assert math.isclose(float(sigma["seg"]) ** 2, 6.0, rel_tol=1e-3)
-
-
-@pytest.mark.parametrize("name", ["uw", "uw-simplified", "uw-revised", "imtl-l"])
-def test_every_parameter_has_a_gradient_away_from_the_optimum(name: str) -> None:
-    """The test that catches the two-line bug: each s must feel its regulariser."""
-    b = tb.create(name, tasks=3, init=1.0 if name == "uw-revised" else 0.0)
-    values = [torch.tensor(v, requires_grad=True) for v in LOSSES]
-    b(values).backward()
-    (param,) = list(b.parameters())
-    assert param.grad is not None and bool((param.grad.abs() > 1e-3).all())
-    # ... and the gradient vanishes at the optimum, which the buggy form never reaches
-    minimise(b, list(LOSSES))
-    b.zero_grad()
-    values64 = [torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in LOSSES]
-    b(values64).backward()
-    assert param.grad is not None and float(param.grad.abs().max()) < 1e-6
-
-
-def test_two_line_snippet_bug_runs_away_and_ours_does_not() -> None:
-    """``loss_sum += exp(-s) * loss`` then ``+ s`` on its own line drops the regulariser."""
-    s_bug = torch.zeros(2, requires_grad=True)
-    ours = tb.create("uw-simplified", tasks=2)
-    opt = torch.optim.SGD([s_bug, *ours.parameters()], lr=0.1)
-    for _ in range(300):
-        opt.zero_grad()
-        loss_sum = torch.zeros(())
-        for i, loss in enumerate([torch.tensor(1.0), torch.tensor(4.0)]):
-            loss_sum += torch.exp(-s_bug[i]) * loss
-            +s_bug[i]  # the snippet's second line: a statement with no effect
-        loss_sum.backward()
-        ours([torch.tensor(1.0, requires_grad=True), torch.tensor(4.0, requires_grad=True)]).backward()
-        opt.step()
-    assert bool((s_bug > 3.0).all()), "the buggy form should drive every σ up"
-    torch.testing.assert_close(ours.log_vars.detach(), torch.tensor([0.0, math.log(4.0)]), atol=1e-2, rtol=0)
+from .helpers import track
 
 
 @pytest.mark.parametrize(
@@ -171,64 +80,6 @@ def test_dynamic_weighted_loss_loads_snippet_checkpoint_and_validates() -> None:
         tb.DynamicWeightedLoss(2, form="uw", task_types=["regression"])
 
 
-def test_revised_needs_nonzero_init() -> None:
-    with pytest.raises(ValueError, match="non-zero"):
-        tb.create("uw-revised", tasks=2, init=0.0)
-
-
-def test_known_noise_is_recovered() -> None:
-    """Two regression tasks with noise std 1 and 10, plus a classifier: σ² -> noise variance."""
-    data = make_noisy_tasks((1.0, 10.0), label_noise=0.1, n_train=8192, n_test=4096, seed=0)
-    uw = train_noisy("uw", data, epochs=30, seed=0)
-    for std, task in zip((1.0, 10.0), ("reg_1", "reg_10")):
-        var = std * std
-        assert abs(uw.learned_sigma[task] ** 2 - var) / var < 0.10, (task, uw.learned_sigma)
-        assert abs(uw.test_residual_std[task] ** 2 - var) / var < 0.10, (task, uw.test_residual_std)
-    assert uw.test_accuracy is not None and uw.test_accuracy > 0.8
-    # uw-revised learns its own optimum of the training MSE, not the noise variance
-    rev = train_noisy("uw-revised", data, epochs=30, seed=0)
-    for task in ("reg_1", "reg_10"):
-        mse = uw.test_residual_std[task] ** 2
-        assert abs(rev.learned_sigma[task] ** 2 - revised_optimum(mse)) / revised_optimum(mse) < 0.10
-    assert rev.learned_sigma["reg_10"] ** 2 < 0.6 * 100
-
-
-OPTIMUM_S = {  # the optimal parameter for a fixed loss L
-    "uw": math.log,
-    "uw-simplified": math.log,
-    "uw-revised": lambda L: math.log(revised_optimum(L)),
-    "imtl-l": lambda L: -math.log(L),
-}
-
-
-def track(name: str, scale: float, init: object = "auto", steps: int = 300) -> float:
-    """Train only the balancer on noisy losses of mean ``scale`` whose first value is 3x
-    the mean, with the documented Adam settings; the parameter's error from the optimum
-    of the mean loss, averaged over the last 50 steps (in log σ², or s for imtl-l)."""
-    g = torch.Generator().manual_seed(0)
-    b = tb.create(name, tasks=2, init=init)
-    opt = torch.optim.Adam(b.param_groups(lr=0.1, betas=(0.9, 0.99)))
-    tail = []
-    for t in range(steps):
-        noise = 1 + 0.1 * torch.randn(2, generator=g)
-        values = torch.full((2,), 3.0 * scale) if t == 0 else scale * noise
-        opt.zero_grad()
-        b(list(values.clone().requires_grad_().unbind())).backward()
-        opt.step()
-        if t >= steps - 50:
-            tail.append(next(iter(b.parameters())).detach().clone())
-    got = torch.stack(tail).mean(0)
-    return float((got - OPTIMUM_S[name](scale)).abs().max())
-
-
-@pytest.mark.parametrize("name", sorted(OPTIMUM_S))
-@pytest.mark.parametrize("scale", [1e-4, 1e-2, 1.0, 1e2, 1e4])
-def test_sigma_reaches_its_optimum_at_any_loss_scale(name: str, scale: float) -> None:
-    """Issue 13: with the default init and the documented optimiser settings, σ² is within
-    10% of the optimum (0.1 in log σ²) after 300 steps, from 1e-4 to 1e4."""
-    assert track(name, scale) < 0.1
-
-
 def test_without_auto_init_a_large_loss_scale_is_not_reached_in_time() -> None:
     """The control: from s = 0, Adam moves s by about its learning rate per step and is
     still far from log 1e4 ≈ 9.2 after 60 steps; with init="auto" the same run is there."""
@@ -236,18 +87,11 @@ def test_without_auto_init_a_large_loss_scale_is_not_reached_in_time() -> None:
     assert track("uw", 1e4, steps=60) < 0.5
 
 
-def test_init_per_task_and_old_revised_checkpoints() -> None:
+def test_init_per_task() -> None:
+    """A mapping gives each task its own initial s (uw-revised's init, σ itself, and its
+    former checkpoints: tests/methods/test_uw_revised.py)."""
     b = tb.create("uw", tasks=["a", "b"], init={"a": 0.0, "b": 2.0})
     torch.testing.assert_close(b.log_vars.detach(), torch.tensor([0.0, 2.0]))
-    r = tb.create("uw-revised", tasks=2, init=[1.0, 2.0])
-    torch.testing.assert_close(torch.stack(list(r.sigma.values())), torch.tensor([1.0, 2.0]))
-    # a checkpoint of the former parametrisation, σ itself under "sigma_param"
-    state = r.state_dict()
-    state["sigma_param"] = torch.tensor([3.0, 0.5])
-    del state["log_vars"]
-    fresh = tb.create("uw-revised", tasks=2)
-    fresh.load_state_dict(state)
-    torch.testing.assert_close(torch.stack(list(fresh.sigma.values())), torch.tensor([3.0, 0.5]))
 
 
 def test_auto_init_happens_once_per_task_and_survives_a_checkpoint() -> None:
