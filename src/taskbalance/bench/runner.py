@@ -114,15 +114,16 @@ def _value(text: str) -> Any:
         return text
 
 
-def _method_kwargs(method: str, problem: Problem) -> dict[str, Any]:
-    """The bench's defaults for ``method`` (see :func:`parse_method`) merged with its options."""
+def _method_kwargs(method: str) -> dict[str, Any]:
+    """The method's :attr:`~taskbalance.Balancer.bench_kwargs` merged with the options of
+    ``method`` (see :func:`parse_method`).
+
+    Example:
+        >>> _method_kwargs("stch"), _method_kwargs("stch:warmup_epochs=3:mu=0.5")
+        ({'warmup_epochs': 1}, {'warmup_epochs': 3, 'mu': 0.5})
+    """
     name, given = parse_method(method)
-    kwargs: dict[str, Any] = {}
-    if name == "stch":
-        kwargs["warmup_epochs"] = 1
-    if name == "static":
-        kwargs["weights"] = [1.0] * len(problem.tasks)
-    return kwargs | given
+    return dict(get_method(name).bench_kwargs) | given
 
 
 def train_cell(
@@ -149,7 +150,7 @@ def train_cell(
     balancer: Balancer = create(
         "equal" if task else parse_method(method)[0],
         tasks=tasks,
-        **({} if task else _method_kwargs(method, problem)),
+        **({} if task else _method_kwargs(method)),
     ).to(device)
     opt = torch.optim.Adam(
         [
