@@ -26,8 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .problems import Problem, Split, get_problem
-from .runner import delta_m, mean_std, read_cell, save_cell, train_cell, write_atomic
+from .problems import LoadedProblem, Problem, get_problem
+from .results import CellResult, mean_std
+from .runner import delta_m, read_cell, save_cell, train_cell, write_atomic
 
 __all__ = ["Pair", "PAIRS", "LEARNED", "grid_points", "run_grid", "grid_markdown", "plot_grid"]
 
@@ -130,8 +131,8 @@ def run_grid(
         ep = pair.epochs if epochs is None else epochs
         points = grid_points(pair.log_ratios)
         specs = [_spec(w) for w in points] + list(methods)
-        data: tuple[Split, Split] | None = None
-        cells: dict[str, list[dict[str, Any]]] = {}
+        data: LoadedProblem | None = None
+        cells: dict[str, list[CellResult]] = {}
         for spec in specs:
             cells[spec] = []
             for seed in seeds:
@@ -141,17 +142,17 @@ def run_grid(
                 if cell is None:
                     if data is None:
                         data = problem.load(quick=quick, path=data_path)
-                    cell = train_cell(problem, data[0], data[1], spec, seed, ep, device)
+                    cell = train_cell(data, spec, seed, ep, device)
                     save_cell(path, config, cell)
                 cells[spec].append(cell)
-                train_s += cell["time_per_step"] * cell["steps"]
+                train_s += cell.time_per_step * cell.steps
                 done += 1
                 if progress:
                     eta = (time.perf_counter() - t0) / done * (total - done)
                     sys.stderr.write(f"\r{done}/{total} {pair.name} {spec[:30]:<30} eta {eta:5.0f}s")
         if progress:
             sys.stderr.write("\n")
-        higher = {t: problem.metrics[t][1] for t in pair.tasks}
+        higher = {t: problem.metrics[t].higher_is_better for t in pair.tasks}
         base = cells["equal"] if "equal" in cells else cells[_spec((0.5, 0.5))]
 
         grid = [{"w": list(w), **_row(cells[_spec(w)], base, higher)} for w in points]
@@ -164,7 +165,7 @@ def run_grid(
             "why": pair.why,
             "epochs": ep,
             "metrics": {
-                t: {"name": problem.metrics[t][0], "higher_is_better": higher[t]} for t in pair.tasks
+                t: {"name": problem.metrics[t].name, "higher_is_better": higher[t]} for t in pair.tasks
             },
             "grid": grid,
             "learned": learned,
@@ -175,13 +176,13 @@ def run_grid(
     return results
 
 
-def _row(runs: list[dict[str, Any]], base: list[dict[str, Any]], higher: dict[str, bool]) -> dict[str, Any]:
+def _row(runs: list[CellResult], base: list[CellResult], higher: dict[str, bool]) -> dict[str, Any]:
     """Mean ± std over seeds of one grid point or method, and its Δm% against ``base``."""
-    d = [delta_m(r["metrics"], b["metrics"], higher) for r, b in zip(runs, base)]
+    d = [delta_m(r.metrics, b.metrics, higher) for r, b in zip(runs, base)]
     return {
-        "metrics": {t: mean_std([r["metrics"][t] for r in runs]) for t in higher},
-        "delta_equal": mean_std(d),
-        "weights": {t: mean_std([r["weights"][t][-1] for r in runs]) for t in higher},
+        "metrics": {t: mean_std([r.metrics[t] for r in runs]).to_dict() for t in higher},
+        "delta_equal": mean_std(d).to_dict(),
+        "weights": {t: mean_std([r.weights[t][-1] for r in runs]).to_dict() for t in higher},
     }
 
 
