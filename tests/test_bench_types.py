@@ -1,6 +1,6 @@
 """The bench's typed objects (issue 15): problems that return their data with what the
 model needs, results as dataclasses that read and write the JSON the bench has always
-written, one source for each method's bench keywords."""
+written, one source for each method's bench keywords, and one training loop."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import torch
 import taskbalance as tb
 from taskbalance.bench import problems as problems_mod
 from taskbalance.bench.grid import PAIRS
-from taskbalance.bench.noisy import make_noisy_tasks
+from taskbalance.bench.noisy import make_noisy_tasks, train_noisy
 from taskbalance.bench.problems import (
     PROBLEMS,
     LoadedProblem,
@@ -27,7 +27,7 @@ from taskbalance.bench.problems import (
     register_problem,
 )
 from taskbalance.bench.results import BenchResults, CellResult, MeanStd
-from taskbalance.bench.runner import _method_kwargs, read_cell, save_cell, train_cell
+from taskbalance.bench.runner import _method_kwargs, read_cell, save_cell, train_cell, train_model
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -166,3 +166,18 @@ def test_every_method_runs_a_bench_cell_with_its_bench_keywords_alone() -> None:
     for name in tb.methods():
         cell = train_cell(small, name, seed=0, epochs=1)
         assert set(cell.metrics) == {"reg_1", "cls"} and cell.steps == 1, name
+
+
+# ------------------------------------------------------------ one training loop
+def test_train_noisy_is_the_bench_loop_with_a_cosine_schedule() -> None:
+    data = make_noisy_tasks((1.0, 10.0), label_noise=0.1, n_train=256, n_test=64)
+    result = train_noisy("uw", data, epochs=3, batch_size=64, seed=1)
+    problem = NoisyProblem.build("noisy-tasks", (1.0, 10.0), epochs=3, batch_size=64, lr=3e-3)
+    run = train_model(problem.from_tasks(data), "uw", 1, 3, balancer_lr=0.1, lr_schedule="cosine")
+    sigma = {k: float(v) for k, v in run.balancer.sigma.items()}
+    assert result.learned_sigma == sigma
+    assert result.weights == {k: float(v) for k, v in run.balancer.weights.items()}
+    with torch.no_grad():
+        _, out = run.model(data.x_test)
+    assert result.test_accuracy == float((out["cls"].argmax(1) == data.y_test["cls"]).float().mean())
+    assert run.steps == 12 and len(run.loss_curves["reg_1"]) == 3

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
@@ -163,6 +163,9 @@ def train_model(
     device: str = "cpu",
     task: str | None = None,
     arch: str | None = None,
+    *,
+    balancer_lr: float | None = None,
+    lr_schedule: Literal["constant", "cosine"] = "constant",
 ) -> TrainedModel:
     """The bench's training loop: train one model with ``method`` (or on ``task`` alone,
     with equal weighting) on ``data``.
@@ -170,7 +173,8 @@ def train_model(
     Adam at the problem's learning rate with β = (0.9, 0.99) for the method's own
     parameters (β2 = 0.99: the log-variances' gradients shrink by orders of magnitude as
     they converge, and the default 0.999 remembers the early large ones too long), at
-    0.1 for loss-based methods and the problem's rate for gradient ones. Gradient-based
+    ``balancer_lr`` (default 0.1 for loss-based methods, the problem's rate for gradient
+    ones). ``lr_schedule="cosine"`` anneals every rate to 0 over the epochs. Gradient-based
     methods balance the gradients of the shared features (the cheap MGDA-UB mode) where
     they support it, else those of the shared parameters; FAMO gets its
     :meth:`~taskbalance.Balancer.after_step`.
@@ -191,13 +195,15 @@ def train_model(
         tasks=tasks,
         **({} if task else _method_kwargs(method)),
     ).to(device)
-    balancer_lr = 0.1 if balancer.kind == "loss" else problem.lr
+    if balancer_lr is None:
+        balancer_lr = 0.1 if balancer.kind == "loss" else problem.lr
     opt = torch.optim.Adam(
         [
             {"params": model.parameters(), "lr": problem.lr},
             *balancer.param_groups(lr=balancer_lr, betas=(0.9, 0.99)),
         ]
     )
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs) if lr_schedule == "cosine" else None
     features = balancer.kind == "gradient" and bool(getattr(balancer, "supports_features", False))
     uses_after_step = type(balancer).after_step is not Balancer.after_step
     initial = data.evaluate(model) if any(m.name == "loss-ratio" for m in problem.metrics.values()) else {}
@@ -237,6 +243,8 @@ def train_model(
             batches += 1
             steps += 1
         balancer.epoch_end()
+        if sched is not None:
+            sched.step()
         for t in tasks:
             curves[t].append(sums[t] / batches)
             weights[t].append(wsum[t] / batches)
