@@ -14,7 +14,7 @@ import torch
 
 import taskbalance as tb
 from taskbalance.bench import problems as problems_mod
-from taskbalance.bench.grid import PAIRS
+from taskbalance.bench.grid import PAIRS, GridResults
 from taskbalance.bench.noisy import make_noisy_tasks, train_noisy
 from taskbalance.bench.problems import (
     PROBLEMS,
@@ -109,6 +109,17 @@ def test_committed_results_read_back_to_the_same_json(run: str) -> None:
     assert json.dumps(results.to_dict()) == json.dumps(text)  # the key order too
     row = next(iter(results.problems.values())).methods["equal"]
     assert row.delta_equal == MeanStd(0.0, 0.0)
+
+
+def test_committed_grid_results_read_back_to_the_same_json() -> None:
+    text = json.loads((ROOT / "benchmarks" / "results" / "grid" / "grid.json").read_text())
+    results = GridResults.from_dict(text)
+    assert json.dumps(results.to_dict()) == json.dumps(text)
+    qm9 = results.pairs["qm9"]
+    assert qm9.tasks == ("mu", "r2") and qm9.best in qm9.grid
+    assert qm9.learned["uw"].rank == 1 + sum(
+        g.delta_equal.mean < qm9.learned["uw"].delta_equal.mean for g in qm9.grid
+    )
 
 
 def test_a_trimmed_results_file_from_before_the_arch_option_still_reads() -> None:
