@@ -82,7 +82,8 @@ def _cells(root: str, key: str, seeds: int) -> list[dict[str, Any]]:
 
 def _linear(rho: float) -> float:
     """Test RMSE of ordinary least squares (with intercept), averaged over the two tasks."""
-    train, test = get_problem(f"mmoe-synthetic:{rho}").load()
+    data = get_problem(f"mmoe-synthetic:{rho}").load()
+    train, test = data.train, data.test
     ones = torch.ones(len(train), 1, dtype=torch.float64)
     x, xt = torch.cat([train.x.double(), ones], 1), torch.cat([test.x.double(), ones[: len(test)]], 1)
     rmse = []
@@ -93,7 +94,7 @@ def _linear(rho: float) -> float:
 
 
 def _target_std() -> float:
-    _, test = get_problem("mmoe-synthetic:0.5").load()
+    test = get_problem("mmoe-synthetic:0.5").load().test
     return statistics.mean(float(v.std()) for v in test.y.values())
 
 

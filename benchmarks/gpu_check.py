@@ -66,7 +66,9 @@ def _step(name: str, mode: str, device: str, autocast: bool) -> tuple[bool, str,
     """One step of ``name``; (passed, why not, the encoder's gradient on the CPU)."""
     torch.manual_seed(0)
     net = _net(16, 32, 3).to(device)
-    kwargs = {"static": {"weights": [1.0, 0.5, 2.0]}, "stch": {"warmup_epochs": 1}}.get(name, {})
+    # the method's bench keywords; distinct static weights, as the test suite's
+    distinct = {"weights": [1.0, 0.5, 2.0]} if name == "static" else {}
+    kwargs = {**tb.get_method(name).bench_kwargs, **distinct}
     balancer = tb.create(name, tasks=3, **kwargs).to(device)
     g = torch.Generator().manual_seed(1)
     x, y = torch.randn(32, 16, generator=g).to(device), torch.randn(32, 3, generator=g).to(device)

@@ -22,7 +22,7 @@ from pathlib import Path
 from readme_block import parser as readme_parser
 from readme_block import publish
 
-from taskbalance.bench.problems import get_problem
+from taskbalance.bench.problems import GradNormToy, get_problem
 from taskbalance.bench.runner import run_bench
 
 PROBLEMS = ("gradnorm-toy", "gradnorm-toy-10")
@@ -43,7 +43,9 @@ def main() -> None:
     run_bench(PROBLEMS, ["equal", "gradnorm"], seeds, args.cells, progress=False)
     lines = []
     for name in PROBLEMS:
-        sigmas = get_problem(name).info["sigmas"]
+        problem = get_problem(name)
+        assert isinstance(problem, GradNormToy)
+        sigmas = problem.sigmas
         tasks = [f"t{i}" for i in range(len(sigmas))]
         cells = {
             m: [

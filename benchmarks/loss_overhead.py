@@ -32,7 +32,6 @@ from torch import nn
 import taskbalance as tb
 
 BATCH, IN, HIDDEN = 256, 256, 512
-EXTRA = {"static": lambda t: {"weights": [1.0] * t}}
 
 
 def make_step(method: str, num_tasks: int) -> Callable[[], None]:
@@ -59,10 +58,7 @@ def make_step(method: str, num_tasks: int) -> Callable[[], None]:
         return step
 
     name = method.removesuffix("+reeval")
-    kw = EXTRA.get(name, lambda t: {})(num_tasks)
-    if name == "stch":
-        kw = {"warmup_epochs": 1}
-    balancer = tb.create(name, tasks=names, **kw)
+    balancer = tb.create(name, tasks=names, **tb.get_method(name).bench_kwargs)
     opt = torch.optim.Adam([{"params": model.parameters(), "lr": 1e-4}, *balancer.param_groups(lr=1e-3)])
     reeval = method.endswith("+reeval")
     counter = [0]

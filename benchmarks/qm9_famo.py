@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import statistics
 from pathlib import Path
-from typing import Any
 
 from readme_block import parser as readme_parser
 from readme_block import publish
 
-from taskbalance.bench.problems import get_problem
+from taskbalance.bench.problems import LoadedProblem, get_problem
+from taskbalance.bench.results import CellResult
 from taskbalance.bench.runner import delta_m, read_cell, save_cell, train_cell
 
 METHODS = ("equal", "uw", "famo", "famo:gamma=0.001", "gradnorm")
@@ -35,8 +35,8 @@ def main() -> None:
     args = parser.parse_args()
     problem = get_problem("qm9")
     tasks = list(problem.tasks)
-    split: tuple[Any, Any] | None = None
-    cells: dict[tuple[str, int, int], dict[str, Any]] = {}
+    data: LoadedProblem | None = None
+    cells: dict[tuple[str, int, int], CellResult] = {}
     for epochs in BUDGETS:
         for seed in range(args.seeds):
             for method in METHODS:
@@ -44,13 +44,13 @@ def main() -> None:
                 config = {"problem": "qm9", "method": method, "seed": seed, "epochs": epochs}
                 cell = read_cell(path, config, tasks)
                 if cell is None:
-                    if split is None:
-                        split = problem.load()
-                    cell = train_cell(problem, split[0], split[1], method, seed, epochs)
+                    if data is None:
+                        data = problem.load()
+                    cell = train_cell(data, method, seed, epochs)
                     save_cell(path, config, cell)
                 cells[(method, epochs, seed)] = cell
     higher = dict.fromkeys(tasks, False)
-    train_s = sum(c["time_per_step"] * c["steps"] for c in cells.values())
+    train_s = sum(c.time_per_step * c.steps for c in cells.values())
     lines = [
         f"QM9, 11 targets, {args.seeds} seeds, mean ± std over seeds ({train_s / 60:.0f} min of training; "
         "`python benchmarks/qm9_famo.py`). Δm% against equal weighting at the same budget "
@@ -64,14 +64,14 @@ def main() -> None:
         row = []
         for e in BUDGETS:
             d = [
-                delta_m(cells[(method, e, s)]["metrics"], cells[("equal", e, s)]["metrics"], higher)
+                delta_m(cells[(method, e, s)].metrics, cells[("equal", e, s)].metrics, higher)
                 for s in range(args.seeds)
             ]
             row.append(_ms(d))
         e = BUDGETS[-1]
         ratio = {
             t: statistics.mean(
-                cells[(method, e, s)]["metrics"][t] / cells[("equal", e, s)]["metrics"][t]
+                cells[(method, e, s)].metrics[t] / cells[("equal", e, s)].metrics[t]
                 for s in range(args.seeds)
             )
             for t in tasks
@@ -89,13 +89,10 @@ def main() -> None:
         "|---|" + "---|" * len(tasks),
     ]
     for method in METHODS[1:]:
-        w = [
-            statistics.mean(cells[(method, e, s)]["weights"][t][-1] for s in range(args.seeds)) for t in tasks
-        ]
+        w = [statistics.mean(cells[(method, e, s)].weights[t][-1] for s in range(args.seeds)) for t in tasks]
         lines.append(f"| `{method}` | " + " | ".join(f"{v:.2f}" for v in w) + " |")
     loss = [
-        statistics.mean(cells[("equal", e, s)]["loss_curves"][t][-1] for s in range(args.seeds))
-        for t in tasks
+        statistics.mean(cells[("equal", e, s)].loss_curves[t][-1] for s in range(args.seeds)) for t in tasks
     ]
     lines.append("| `equal`: last-epoch training loss | " + " | ".join(f"{v:.2g}" for v in loss) + " |")
     publish("\n".join(lines) + "\n", args.out, args.readme, "qm9famo")

@@ -23,11 +23,12 @@ from .properties import aggregate
 #: ``benchmarks/gpu_check.py`` sets it); CPU by default
 DEVICE = torch.device(os.environ.get("TASKBALANCE_TEST_DEVICE", "cpu"))
 
-# hyper-parameters that make every method usable on a generic 3-task problem
+# hyper-parameters that make every method usable on a generic 3-task problem: each method's
+# own Balancer.bench_kwargs, and distinct static weights, so that a test tells static weights
+# from equal weighting
 METHOD_KWARGS: dict[str, dict[str, Any]] = {
-    "static": {"weights": [1.0, 0.5, 2.0]},
-    "stch": {"warmup_epochs": 1},
-}
+    name: dict(tb.get_method(name).bench_kwargs) for name in tb.methods()
+} | {"static": {"weights": [1.0, 0.5, 2.0]}}
 
 
 #: variables of a torch.distributed launch; a child process must not inherit stale ones

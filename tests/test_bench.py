@@ -153,8 +153,8 @@ def test_qm9_features_are_invariant_to_rotation_and_atom_order() -> None:
 
 
 def test_multi_mnist_puts_one_digit_top_left_and_one_bottom_right() -> None:
-    p = get_problem("multi-mnist")
-    train, test = p.load(quick=True)
+    data = get_problem("multi-mnist").load(quick=True)
+    train, test = data.train, data.test
     assert train.x.shape[1:] == (1, 36, 36) and 0 <= float(train.x.min()) and float(train.x.max()) <= 1
     assert set(train.y) == {"left", "right"}
     assert int(train.y["left"].max()) <= 9 and len(set(test.y["left"].tolist())) == 10
@@ -197,13 +197,13 @@ def test_unknown_problem() -> None:
 def test_mmoe_synthetic_correlation_controls_how_related_the_tasks_are() -> None:
     corr = []
     for rho in (0.0, 0.5, 1.0):
-        train, _ = get_problem(f"mmoe-synthetic:{rho}").load(quick=True)
+        train = get_problem(f"mmoe-synthetic:{rho}").load(quick=True).train
         y1, y2 = train.y["t1"], train.y["t2"]
         corr.append(float(torch.corrcoef(torch.stack([y1, y2]))[0, 1]))
     assert corr[0] < corr[1] < corr[2] and corr[2] > 0.95 and abs(corr[0]) < 0.2
     # At ρ = 1 the two targets differ by their noise only: std 0.01 each (the reference
     # generator's), so y1 - y2 has std 0.01·√2.
-    train, _ = get_problem("mmoe-synthetic:1").load(quick=True)
+    train = get_problem("mmoe-synthetic:1").load(quick=True).train
     assert float((train.y["t1"] - train.y["t2"]).std()) == pytest.approx(0.01 * 2**0.5, rel=0.1)
     with pytest.raises(ValueError, match=r"in \[-1, 1\]"):
         get_problem("mmoe-synthetic:2")
@@ -244,7 +244,9 @@ def test_arch_is_refused_for_problems_with_their_own_model(
     assert main(["bench", "--problems", "multi-mnist", "--arch", "mmoe", "--out", str(tmp_path)]) == 2
     assert "--arch applies to census and mmoe-synthetic" in capsys.readouterr().err
     with pytest.raises(ValueError, match="runs its own model only"):
-        get_problem("qm9").model("mmoe")
+        get_problem("qm9").check_arch("mmoe")
+    with pytest.raises(ValueError, match="runs its own model only"):
+        get_problem("noisy-tasks").load(quick=True).model("mmoe")
 
 
 # ------------------------------------------------------------------ issue 14: default run
@@ -257,19 +259,19 @@ def test_noisy_scales_separates_uncertainty_weighting_from_equal_weighting() -> 
     plus what the network has not fitted yet).
     """
     problem = get_problem("noisy-scales")
-    train, test = problem.load()
+    data = problem.load()
     for task, scale in (("reg_3", 10), ("reg_30", 100), ("reg_300", 1000)):
-        assert 1 < float(train.y[task].std()) / scale < 3, task  # signal std 1-3 × the scale
+        assert 1 < float(data.train.y[task].std()) / scale < 3, task  # signal std 1-3 × the scale
     from taskbalance.bench.runner import train_cell
 
-    equal = train_cell(problem, train, test, "equal", 0, problem.epochs)
-    uw = train_cell(problem, train, test, "uw", 0, problem.epochs)
-    assert uw["metrics"]["reg_3"] < 0.8 * equal["metrics"]["reg_3"]
-    assert uw["metrics"]["cls"] > equal["metrics"]["cls"] + 0.05
+    equal = train_cell(data, "equal", 0, problem.epochs)
+    uw = train_cell(data, "uw", 0, problem.epochs)
+    assert uw.metrics["reg_3"] < 0.8 * equal.metrics["reg_3"]
+    assert uw.metrics["cls"] > equal.metrics["cls"] + 0.05
     for task, true in (("reg_3", 3.0), ("reg_30", 30.0), ("reg_300", 300.0)):
-        assert true <= 1.02 * uw["sigma"][task] <= 1.3 * true, task
+        assert true <= 1.02 * uw.sigma[task] <= 1.3 * true, task
         # σ² = MSE at the optimum; the test RMSE is measured on held-out data
-        assert uw["sigma"][task] == pytest.approx(uw["metrics"][task], rel=0.15), task
+        assert uw.sigma[task] == pytest.approx(uw.metrics[task], rel=0.15), task
 
 
 def test_one_seed_shows_no_spread_and_says_why(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -286,12 +288,12 @@ def test_one_seed_shows_no_spread_and_says_why(tmp_path: Path, capsys: pytest.Ca
 
 def test_separation_sentence_follows_its_rule() -> None:
     from taskbalance.bench.report import separation
+    from taskbalance.bench.results import MeanStd
 
-    def res(**rows: tuple[float, float]) -> dict[str, object]:
-        methods = {m: {"delta_equal": {"mean": mean, "std": std}} for m, (mean, std) in rows.items()}
-        return {"seeds": 3, "methods": {"equal": {"delta_equal": {"mean": 0.0, "std": 0.0}}, **methods}}
+    def deltas(**rows: tuple[float, float]) -> dict[str, MeanStd]:
+        return {"equal": MeanStd(0.0, 0.0)} | {m: MeanStd(mean, std) for m, (mean, std) in rows.items()}
 
-    sentence = separation(res(a=(-3.0, 1.4), b=(-3.0, 1.6), c=(0.0, 0.0), d=(5.0, 0.0)))
+    sentence = separation(deltas(a=(-3.0, 1.4), b=(-3.0, 1.6), c=(0.0, 0.0), d=(5.0, 0.0)), seeds=3)
     assert "better than equal weighting: a (-3.00);" in sentence
     assert "worse: d (+5.00);" in sentence and "within the spread: b, c." in sentence
     assert "equal" not in sentence.split(":", 1)[1].replace("equal weighting", "")

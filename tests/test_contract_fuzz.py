@@ -29,8 +29,6 @@ from torch import nn
 
 import taskbalance as tb
 
-from .helpers import METHOD_KWARGS
-
 settings.register_profile(
     "ci", max_examples=25, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck)
 )
@@ -110,10 +108,7 @@ def test_every_call_ends_in_a_named_error_or_a_finite_result(
     method: str, decl: tuple[Any, list[str]], data: st.DataObject, actions: list[str]
 ) -> None:
     tasks, names = decl
-    kwargs = {**METHOD_KWARGS.get(method, {})}
-    if method == "static":
-        kwargs = {"weights": [1.0] * len(names)}
-    b = tb.create(method, tasks=tasks, **kwargs)
+    b = tb.create(method, tasks=tasks, **tb.get_method(method).bench_kwargs)  # for any number of tasks
     g = torch.Generator().manual_seed(0)
     w = nn.Parameter(torch.randn(3, generator=g))
     c = torch.randn(4, 3, generator=g)
@@ -169,7 +164,7 @@ def run(
 @pytest.mark.parametrize("method", tb.methods())
 def test_named_errors_name_the_task(method: str) -> None:
     """The deterministic core of the fuzz: a NaN loss names its task, for every method."""
-    b = tb.create(method, tasks=["x", "y"], **({"weights": [1.0, 1.0]} if method == "static" else {}))
+    b = tb.create(method, tasks=["x", "y"], **tb.get_method(method).bench_kwargs)
     w = nn.Parameter(torch.ones(2))
     with pytest.raises(tb.InvalidLossError, match="'y'"):
         b.backward({"x": w.sum(), "y": w.sum() * math.nan}, shared_params=[w])

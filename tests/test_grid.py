@@ -8,8 +8,18 @@ from pathlib import Path
 import pytest
 
 from taskbalance.bench import grid as grid_mod
-from taskbalance.bench.grid import PAIRS, grid_markdown, grid_points, run_grid
+from taskbalance.bench.grid import (
+    PAIRS,
+    GridPoint,
+    GridResults,
+    LearnedMethod,
+    PairResult,
+    grid_markdown,
+    grid_points,
+    run_grid,
+)
 from taskbalance.bench.problems import get_problem
+from taskbalance.bench.results import MeanStd
 from taskbalance.bench.runner import parse_method
 from taskbalance.cli import main
 
@@ -31,18 +41,20 @@ def test_grid_ranks_every_learned_method_among_the_grid_points(tmp_path: Path) -
     results = run_grid(
         ["noisy-scales"], ["equal", "uw"], [0, 1], tmp_path, quick=True, epochs=1, progress=False
     )
-    res = results["pairs"]["noisy-scales"]
-    assert res["tasks"] == ["reg_3", "reg_300"] and len(res["grid"]) == 21
-    deltas = [g["delta_equal"]["mean"] for g in res["grid"]]
-    for m, entry in res["learned"].items():
-        assert entry["rank"] == 1 + sum(d < entry["delta_equal"]["mean"] for d in deltas), m
-    assert res["learned"]["equal"]["delta_equal"] == {"mean": 0.0, "std": 0.0}
+    res = results.pairs["noisy-scales"]
+    assert res.tasks == ("reg_3", "reg_300") and len(res.grid) == 21
+    deltas = [g.delta_equal.mean for g in res.grid]
+    for m, entry in res.learned.items():
+        assert entry.rank == 1 + sum(d < entry.delta_equal.mean for d in deltas), m
+    assert res.learned["equal"].delta_equal == MeanStd(0.0, 0.0)
     # each grid point trains with its own static weights
-    for g in res["grid"]:
-        assert [g["weights"][t]["mean"] for t in res["tasks"]] == pytest.approx(g["w"], abs=1e-6)
+    for g in res.grid:
+        assert [g.weights[t].mean for t in res.tasks] == pytest.approx(g.w, abs=1e-6)
     text = grid_markdown(results)
     assert "`noisy-scales[reg_3+reg_300]`" in text and "uw is " in text and "(rank " in text
-    assert json.loads((tmp_path / "grid.json").read_text())["pairs"]["noisy-scales"]["grid"] == res["grid"]
+    written = json.loads((tmp_path / "grid.json").read_text())
+    assert written["pairs"]["noisy-scales"]["grid"] == [g.to_dict() for g in res.grid]
+    assert GridResults.from_dict(written) == results
 
 
 def test_grid_resumes_without_training_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -53,7 +65,7 @@ def test_grid_resumes_without_training_again(tmp_path: Path, monkeypatch: pytest
 
     monkeypatch.setattr(grid_mod, "train_cell", refuse)
     again = run_grid(["noisy-scales"], ["uw"], [0], tmp_path, quick=True, epochs=1, progress=False)
-    assert again["pairs"] == first["pairs"]
+    assert again.pairs == first.pairs
 
 
 def test_grid_command_writes_table_figure_and_refuses_other_problems(
@@ -83,14 +95,15 @@ def test_method_options_on_the_command_line() -> None:
 def test_qm9_pair_in_physical_units_keeps_the_targets_scales() -> None:
     pair = PAIRS["qm9"]
     problem = pair.build()
-    with pytest.raises(RuntimeError, match="call load"):
-        problem.model()
-    train, test = problem.load(quick=True)
-    standardised, _ = get_problem("qm9").load(quick=True)
+    # the heads' units come from the data: only the loaded problem builds the model
+    assert not hasattr(problem, "model")
+    data = problem.load(quick=True)
+    train, test = data.train, data.test
+    standardised = get_problem("qm9").load(quick=True).train
     for t in pair.tasks:
         assert abs(float(standardised.y[t].std()) - 1) < 0.1
     assert float(train.y["r2"].std()) > 50 * float(train.y["mu"].std())  # Bohr² against Debye
-    out = problem.model()(test.x[:8])[1]
+    out = data.model()(test.x[:8])[1]
     assert set(out) == {"mu", "r2"}
     assert abs(float(out["r2"].mean()) - float(train.y["r2"].mean())) < 0.5 * float(train.y["r2"].std())
     with pytest.raises(ValueError, match="physical_units is for qm9"):
@@ -111,11 +124,9 @@ def test_qm9_pair_in_physical_units_keeps_the_targets_scales() -> None:
 def test_claim_sentence_follows_its_rule(
     uw: tuple[float, float], best: tuple[float, float], words: list[str]
 ) -> None:
-    res = {
-        "name": "p[a+b]",
-        "why": "why",
-        "grid": [{"delta_equal": {"mean": best[0], "std": best[1]}}],
-        "learned": {"uw": {"delta_equal": {"mean": uw[0], "std": uw[1]}, "rank": 1}},
-    }
-    sentence = grid_mod._claim(res, res["grid"][0])
+    point = GridPoint((0.5, 0.5), {}, MeanStd(*best), {})
+    res = PairResult(
+        "p[a+b]", ("a", "b"), "why", 1, {}, [point], {"uw": LearnedMethod({}, MeanStd(*uw), {}, rank=1)}
+    )
+    sentence = grid_mod._claim(res, point)
     assert all(w in sentence for w in words), sentence

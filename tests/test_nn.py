@@ -148,8 +148,7 @@ ARCHS = {
 def test_one_step_of_every_balancer_on_every_architecture(arch: str, mode: str, any_method: str) -> None:
     torch.manual_seed(0)
     model: MultiTaskModule = ARCHS[arch]()
-    kw: dict[str, Any] = {"stch": {"warmup_epochs": 1}, "static": {"weights": [1.0, 1.0]}}.get(any_method, {})
-    balancer = tb.create(any_method, tasks=list(TASKS), **kw)
+    balancer = tb.create(any_method, tasks=list(TASKS), **tb.get_method(any_method).bench_kwargs)
     x, ya, yb = torch.randn(16, D), torch.randn(16), torch.randint(0, 3, (16,))
     out = model(x)
     losses = {

@@ -606,3 +606,8 @@ class Balancer(nn.Module, metaclass=abc.ABCMeta):
 
     def extra_repr(self) -> str:
         return f"tasks={list(self.task_names)}"
+
+    #: keyword arguments that make the method ready for a short generic run (the bench, the
+    #: tests, the benchmark scripts), merged under the caller's own; empty where the
+    #: defaults already are. One source for every such run, e.g. STCH's one-epoch warm-up.
+    bench_kwargs: ClassVar[Mapping[str, Any]] = {}

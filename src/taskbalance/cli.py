@@ -163,7 +163,7 @@ def _bench(args: argparse.Namespace) -> int:
             print(f"{p}: {why}", file=sys.stderr)
         return 2
     if args.arch is not None:
-        fixed = [p for p in problems if not get_problem(p).info.get("archs")]
+        fixed = [p for p in problems if not get_problem(p).allows_arch]
         if fixed:
             print(
                 f"--arch applies to census and mmoe-synthetic; {', '.join(fixed)} run their own model",

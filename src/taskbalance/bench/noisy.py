@@ -15,10 +15,9 @@ import math
 from dataclasses import dataclass, field
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from ..base import Balancer
-from ..registry import create
 
 __all__ = ["NoisyTasks", "NoisyResult", "make_noisy_tasks", "train_noisy"]
 
@@ -99,31 +98,6 @@ def make_noisy_tasks(
     )
 
 
-class _Net(nn.Module):
-    def __init__(self, tasks: dict[str, str], hidden: int = 64) -> None:
-        super().__init__()
-        self.encoder = nn.Sequential(
-            nn.Linear(INPUT_DIM, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU()
-        )
-        self.heads = nn.ModuleDict(
-            {n: nn.Linear(hidden, NUM_CLASSES if t == "classification" else 1) for n, t in tasks.items()}
-        )
-
-    def forward(self, x: Tensor) -> dict[str, Tensor]:
-        z = self.encoder(x)
-        return {n: h(z) for n, h in self.heads.items()}
-
-
-def task_losses(out: dict[str, Tensor], y: dict[str, Tensor], tasks: dict[str, str]) -> dict[str, Tensor]:
-    """Mean squared error for regression, cross-entropy for classification."""
-    return {
-        n: nn.functional.cross_entropy(out[n], y[n])
-        if t == "classification"
-        else nn.functional.mse_loss(out[n].squeeze(-1), y[n])
-        for n, t in tasks.items()
-    }
-
-
 @dataclass
 class NoisyResult:
     """What one training run on noisy-tasks learned."""
@@ -150,7 +124,12 @@ def train_noisy(
     balancer_lr: float = 0.1,
     seed: int = 0,
 ) -> NoisyResult:
-    """Train the shared MLP with ``method`` and report σ and held-out residuals.
+    """Train the noisy problems' shared MLP with ``method`` on ``data`` and report σ and
+    held-out residuals.
+
+    The bench's own training loop (:func:`~taskbalance.bench.runner.train_model`) with
+    every learning rate annealed to 0 by a cosine schedule, so that σ settles;
+    ``weights`` are those of the last step.
 
     Example:
         >>> data = make_noisy_tasks((1.0,), label_noise=-1, n_train=256, n_test=64)
@@ -158,32 +137,29 @@ def train_noisy(
         >>> sorted(r.learned_sigma)
         ['reg_1']
     """
-    torch.manual_seed(seed)
-    tasks = data.tasks
-    net = _Net(tasks)
-    balancer = create(method, tasks=tasks)
-    # β2 = 0.99: the log-variances' gradients shrink by orders of magnitude as they
-    # converge, and Adam's default β2 = 0.999 remembers the early large ones too long.
-    opt = torch.optim.Adam(
-        [{"params": net.parameters(), "lr": lr}, *balancer.param_groups(lr=balancer_lr, betas=(0.9, 0.99))]
+    # imported here: the problems import this module for the data
+    from .problems import NoisyProblem
+    from .runner import train_model
+
+    problem = NoisyProblem.build(
+        "noisy-tasks",
+        data.noise_stds,
+        label_noise=data.label_noise,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
     )
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
-    n = data.x_train.shape[0]
-    for _ in range(epochs):
-        perm = torch.randperm(n)
-        for start in range(0, n, batch_size):
-            b = perm[start : start + batch_size]
-            out = net(data.x_train[b])
-            losses = task_losses(out, {k: v[b] for k, v in data.y_train.items()}, tasks)
-            opt.zero_grad(set_to_none=True)
-            balancer.backward(losses, shared_params=net.encoder.parameters())
-            opt.step()
-        balancer.epoch_end()
-        sched.step()
+    run = train_model(
+        problem.from_tasks(data), method, seed, epochs, balancer_lr=balancer_lr, lr_schedule="cosine"
+    )
     with torch.no_grad():
-        out = net(data.x_test)
+        _, out = run.model(data.x_test)
         resid = {n: float((out[n].squeeze(-1) - data.y_test[n]).std()) for n in data.regression_names}
-        acc = float((out["cls"].argmax(1) == data.y_test["cls"]).float().mean()) if "cls" in tasks else None
+        acc = float((out["cls"].argmax(1) == data.y_test["cls"]).float().mean()) if "cls" in out else None
     return NoisyResult(
-        method, learned_sigma(balancer), resid, acc, {k: float(v) for k, v in balancer.weights.items()}
+        method,
+        learned_sigma(run.balancer),
+        resid,
+        acc,
+        {k: float(v) for k, v in run.balancer.weights.items()},
     )

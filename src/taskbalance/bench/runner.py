@@ -23,24 +23,37 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
 from ..base import Balancer
 from ..registry import create, get_method, options
-from .problems import Problem, Split, get_problem
+from .problems import LoadedProblem, MTLNet, get_problem
+from .results import (
+    BenchResults,
+    CellConfig,
+    CellResult,
+    MeanStd,
+    MethodSummary,
+    ProblemSummary,
+    RunConfig,
+    mean_std,
+)
 
 __all__ = [
+    "train_model",
+    "TrainedModel",
     "train_cell",
     "run_bench",
+    "aggregate",
     "delta_m",
     "write_atomic",
     "save_cell",
     "read_cell",
-    "mean_std",
     "STL",
     "parse_method",
 ]
@@ -114,55 +127,88 @@ def _value(text: str) -> Any:
         return text
 
 
-def _method_kwargs(method: str, problem: Problem) -> dict[str, Any]:
-    """The bench's defaults for ``method`` (see :func:`parse_method`) merged with its options."""
+def _method_kwargs(method: str) -> dict[str, Any]:
+    """The method's :attr:`~taskbalance.Balancer.bench_kwargs` merged with the options of
+    ``method`` (see :func:`parse_method`).
+
+    Example:
+        >>> _method_kwargs("stch"), _method_kwargs("stch:warmup_epochs=3:mu=0.5")
+        ({'warmup_epochs': 1}, {'warmup_epochs': 3, 'mu': 0.5})
+    """
     name, given = parse_method(method)
-    kwargs: dict[str, Any] = {}
-    if name == "stch":
-        kwargs["warmup_epochs"] = 1
-    if name == "static":
-        kwargs["weights"] = [1.0] * len(problem.tasks)
-    return kwargs | given
+    return dict(get_method(name).bench_kwargs) | given
 
 
-def train_cell(
-    problem: Problem,
-    train: Split,
-    test: Split,
+@dataclass
+class TrainedModel:
+    """What :func:`train_model` returns: the trained model and balancer, and each task's
+    per-epoch mean training loss and weight."""
+
+    model: MTLNet
+    balancer: Balancer
+    loss_curves: dict[str, list[float]]
+    weights: dict[str, list[float]]
+    time_per_step: float
+    steps: int
+    #: the test metrics before training, where the problem scores the model relative to
+    #: them (``loss-ratio``); empty otherwise
+    initial: dict[str, float]
+
+
+def train_model(
+    data: LoadedProblem,
     method: str,
     seed: int,
     epochs: int,
     device: str = "cpu",
     task: str | None = None,
     arch: str | None = None,
-) -> dict[str, Any]:
-    """Train one model with ``method`` (or on ``task`` alone) and evaluate it.
+    *,
+    balancer_lr: float | None = None,
+    lr_schedule: Literal["constant", "cosine"] = "constant",
+) -> TrainedModel:
+    """The bench's training loop: train one model with ``method`` (or on ``task`` alone,
+    with equal weighting) on ``data``.
 
-    Gradient-based methods balance the gradients of the shared features (the cheap
-    MGDA-UB mode) except DB-MTL, which needs the shared parameters. Returns the test
-    metrics, per-epoch training losses and weights, learned σ where there is one, and
-    the mean time per step.
+    Adam at the problem's learning rate with β = (0.9, 0.99) for the method's own
+    parameters (β2 = 0.99: the log-variances' gradients shrink by orders of magnitude as
+    they converge, and the default 0.999 remembers the early large ones too long), at
+    ``balancer_lr`` (default 0.1 for loss-based methods, the problem's rate for gradient
+    ones). ``lr_schedule="cosine"`` anneals every rate to 0 over the epochs. Gradient-based
+    methods balance the gradients of the shared features (the cheap MGDA-UB mode) where
+    they support it, else those of the shared parameters; FAMO gets its
+    :meth:`~taskbalance.Balancer.after_step`.
+
+    Example:
+        >>> from taskbalance.bench.problems import get_problem
+        >>> data = get_problem("noisy-tasks").load(quick=True)
+        >>> run = train_model(data, "uw", seed=0, epochs=2)
+        >>> run.steps, len(run.loss_curves["cls"]), sorted(run.balancer.sigma)
+        (8, 2, ['cls', 'reg_1', 'reg_10', 'reg_3'])
     """
+    problem = data.problem
     torch.manual_seed(seed)
-    model = problem.model(arch).to(device)
+    model = data.model(arch).to(device)
     tasks = {task: problem.tasks[task]} if task else dict(problem.tasks)
     balancer: Balancer = create(
         "equal" if task else parse_method(method)[0],
         tasks=tasks,
-        **({} if task else _method_kwargs(method, problem)),
+        **({} if task else _method_kwargs(method)),
     ).to(device)
+    if balancer_lr is None:
+        balancer_lr = 0.1 if balancer.kind == "loss" else problem.lr
     opt = torch.optim.Adam(
         [
             {"params": model.parameters(), "lr": problem.lr},
-            *balancer.param_groups(lr=0.1 if balancer.kind == "loss" else problem.lr, betas=(0.9, 0.99)),
+            *balancer.param_groups(lr=balancer_lr, betas=(0.9, 0.99)),
         ]
     )
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs) if lr_schedule == "cosine" else None
     features = balancer.kind == "gradient" and bool(getattr(balancer, "supports_features", False))
     uses_after_step = type(balancer).after_step is not Balancer.after_step
-    initial = (
-        problem.evaluate(model, test) if any(m == "loss-ratio" for m, _ in problem.metrics.values()) else {}
-    )
+    initial = data.evaluate(model) if any(m.name == "loss-ratio" for m in problem.metrics.values()) else {}
     gen = torch.Generator().manual_seed(seed)
+    train = data.train
     n = len(train)
     curves: dict[str, list[float]] = {t: [] for t in tasks}
     weights: dict[str, list[float]] = {t: [] for t in tasks}
@@ -197,25 +243,55 @@ def train_cell(
             batches += 1
             steps += 1
         balancer.epoch_end()
+        if sched is not None:
+            sched.step()
         for t in tasks:
             curves[t].append(sums[t] / batches)
             weights[t].append(wsum[t] / batches)
     elapsed = time.perf_counter() - start
-    metrics = problem.evaluate(model, test)
-    if initial:
+    return TrainedModel(model, balancer, curves, weights, elapsed / max(steps, 1), steps, initial)
+
+
+def train_cell(
+    data: LoadedProblem,
+    method: str,
+    seed: int,
+    epochs: int,
+    device: str = "cpu",
+    task: str | None = None,
+    arch: str | None = None,
+) -> CellResult:
+    """Train one model with ``method`` (or on ``task`` alone) by :func:`train_model`
+    and evaluate it on the test split.
+
+    Returns the test metrics (a ``loss-ratio`` divided by the untrained model's), the
+    per-epoch training losses and weights, the learned σ where there is one, and the
+    mean time per step.
+
+    Example:
+        >>> from taskbalance.bench.problems import get_problem
+        >>> data = get_problem("gradnorm-toy").load(quick=True)
+        >>> cell = train_cell(data, "equal", seed=0, epochs=1)
+        >>> sorted(cell.metrics), cell.steps, all(0 < v < 1 for v in cell.metrics.values())
+        (['t0', 't1'], 4, True)
+    """
+    run = train_model(data, method, seed, epochs, device, task, arch)
+    metrics = data.evaluate(run.model)
+    problem = data.problem
+    if run.initial:
         metrics = {
-            t: metrics[t] / initial[t] if problem.metrics[t][0] == "loss-ratio" else v
+            t: metrics[t] / run.initial[t] if problem.metrics[t].name == "loss-ratio" else v
             for t, v in metrics.items()
         }
-    sigma = getattr(balancer, "sigma", None)
-    return {
-        "metrics": {t: metrics[t] for t in tasks},
-        "loss_curves": curves,
-        "weights": weights,
-        "sigma": {k: float(v) for k, v in sigma.items()} if sigma is not None else {},
-        "time_per_step": elapsed / max(steps, 1),
-        "steps": steps,
-    }
+    sigma = getattr(run.balancer, "sigma", None)
+    return CellResult(
+        metrics={t: metrics[t] for t in run.loss_curves},
+        loss_curves=run.loss_curves,
+        weights=run.weights,
+        sigma={k: float(v) for k, v in sigma.items()} if sigma is not None else {},
+        time_per_step=run.time_per_step,
+        steps=run.steps,
+    )
 
 
 def _progress(done: int, total: int, label: str, t0: float) -> None:
@@ -240,7 +316,7 @@ def run_bench(
     progress: bool = True,
     on_cell: Callable[[str, str, int], None] | None = None,
     arch: str | None = None,
-) -> dict[str, Any]:
+) -> BenchResults:
     """Run every (problem, method, seed) cell and the single-task baselines into ``out``.
 
     ``arch`` picks a :mod:`taskbalance.nn` architecture for the problems that allow one;
@@ -248,91 +324,89 @@ def run_bench(
     written to ``out/results.json``).
     """
     root = Path(out)
-    cells: list[tuple[str, str, int]] = []
+    cells: list[CellConfig] = []
     for p in problems:
+        ep = get_problem(p).epochs if epochs is None else epochs
         for s in seeds:
-            cells += [(p, m, s) for m in methods]
-            cells.append((p, STL, s))
+            cells += [CellConfig(p, m, s, ep, quick, arch) for m in [*methods, STL]]
     t0 = time.perf_counter()
     done = 0
-    loaded: dict[str, tuple[Problem, Split, Split]] = {}
-    for p_name, method, seed in cells:
-        problem = get_problem(p_name)
-        ep = problem.epochs if epochs is None else epochs
-        config = {
-            "problem": p_name,
-            "method": method,
-            "seed": seed,
-            "epochs": ep,
-            "quick": quick,
-            "arch": arch,
-        }
-        path = root / "cells" / _key(p_name, arch) / method / f"seed{seed}.json"
-        if read_cell(path, config, list(problem.tasks)) is not None:
+    loaded: dict[str, LoadedProblem] = {}
+    for config in cells:
+        path = _cell_path(root, config.problem, arch, config.method, config.seed)
+        if read_cell(path, config.to_dict(), list(get_problem(config.problem).tasks)) is not None:
             done += 1
             continue
         if progress:
-            _progress(done, len(cells), f"{p_name} {method} seed {seed}", t0)
-        if p_name not in loaded:
-            problem_obj = get_problem(p_name)
-            train, test = problem_obj.load(quick=quick, path=data_path)
-            loaded[p_name] = (problem_obj, train, test)
-        problem, train, test = loaded[p_name]
-        if method == STL:
-            parts = [
-                train_cell(problem, train, test, method, seed, ep, device, task=t, arch=arch)
-                for t in problem.tasks
-            ]
-            result: dict[str, Any] = {
-                "metrics": {t: r["metrics"][t] for t, r in zip(problem.tasks, parts)},
-                "loss_curves": {t: r["loss_curves"][t] for t, r in zip(problem.tasks, parts)},
-                "weights": {},
-                "sigma": {},
-                "time_per_step": sum(r["time_per_step"] for r in parts),
-                "steps": parts[0]["steps"],
-            }
+            _progress(done, len(cells), f"{config.problem} {config.method} seed {config.seed}", t0)
+        if config.problem not in loaded:
+            loaded[config.problem] = get_problem(config.problem).load(quick=quick, path=data_path)
+        data = loaded[config.problem]
+        if config.method == STL:
+            result = _single_task(data, config, device)
         else:
-            result = train_cell(problem, train, test, method, seed, ep, device, arch=arch)
-        save_cell(path, config, result)
+            result = train_cell(data, config.method, config.seed, config.epochs, device, arch=arch)
+        save_cell(path, config.to_dict(), result)
         done += 1
         if on_cell is not None:
-            on_cell(p_name, method, seed)
+            on_cell(config.problem, config.method, config.seed)
     if progress:
         _progress(done, len(cells), "done", t0)
         sys.stderr.write("\n")
     return aggregate(root, problems, methods, seeds, epochs, quick, arch)
 
 
-def save_cell(path: Path, config: dict[str, Any], result: dict[str, Any]) -> None:
+def _single_task(data: LoadedProblem, config: CellConfig, device: str) -> CellResult:
+    """The single-task baseline: one model per task, as one cell."""
+    parts = {
+        t: train_cell(data, config.method, config.seed, config.epochs, device, task=t, arch=config.arch)
+        for t in data.tasks
+    }
+    return CellResult(
+        metrics={t: r.metrics[t] for t, r in parts.items()},
+        loss_curves={t: r.loss_curves[t] for t, r in parts.items()},
+        weights={},
+        sigma={},
+        time_per_step=sum(r.time_per_step for r in parts.values()),
+        steps=next(iter(parts.values())).steps,
+    )
+
+
+def save_cell(path: Path, config: Mapping[str, Any], result: CellResult) -> None:
     """Write a finished cell with its ``config`` (atomically), as :func:`read_cell` reads it."""
-    result["config"] = config
-    write_atomic(path, json.dumps(result, indent=1))
+    write_atomic(path, json.dumps({**result.to_dict(), "config": dict(config)}, indent=1))
 
 
-def read_cell(path: Path, config: dict[str, Any], tasks: Sequence[str]) -> dict[str, Any] | None:
+def read_cell(path: Path, config: Mapping[str, Any], tasks: Sequence[str]) -> CellResult | None:
     """A finished cell written for ``config``; ``None`` if it is missing, written for
-    another configuration, or damaged in any way (then it is computed again)."""
+    another configuration, or damaged in any way (then it is computed again).
+
+    Example:
+        >>> import tempfile
+        >>> cell = CellResult({"a": 1.0}, {"a": [2.0]}, {"a": [1.0]}, {}, 0.01, 4)
+        >>> path = Path(tempfile.mkdtemp()) / "seed0.json"
+        >>> save_cell(path, {"seed": 0}, cell)
+        >>> read_cell(path, {"seed": 0}, ["a"]) == cell, read_cell(path, {"seed": 1}, ["a"])
+        (True, None)
+    """
     try:
         cell = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError):
         return None
-    if not isinstance(cell, dict) or cell.get("config") != config:
+    if not isinstance(cell, dict) or cell.get("config") != dict(config):
         return None
-    metrics = cell.get("metrics")
-    if not isinstance(metrics, dict) or set(metrics) != set(tasks):
+    try:
+        return CellResult.from_dict(cell, tasks)
+    except ValueError:
         return None
-    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in metrics.values()):
-        return None
-    for key in ("loss_curves", "weights", "sigma"):
-        if not isinstance(cell.get(key), dict):
-            return None
-    if not isinstance(cell.get("time_per_step"), (int, float)) or not isinstance(cell.get("steps"), int):
-        return None
-    return cell
 
 
 def _key(problem: str, arch: str | None) -> str:
     return problem if arch is None else f"{problem}@{arch}"
+
+
+def _cell_path(root: Path, problem: str, arch: str | None, method: str, seed: int) -> Path:
+    return root / "cells" / _key(problem, arch) / method / f"seed{seed}.json"
 
 
 def aggregate(
@@ -343,61 +417,50 @@ def aggregate(
     epochs: int | None,
     quick: bool,
     arch: str | None = None,
-) -> dict[str, Any]:
-    """Mean ± std over seeds, Δm% against single-task and equal weighting, per problem."""
-    results: dict[str, Any] = {"problems": {}}
+) -> BenchResults:
+    """Mean ± std over seeds, Δm% against single-task and equal weighting, per problem,
+    from the cells in ``root``; also written to ``root/results.json``."""
+    summaries: dict[str, ProblemSummary] = {}
     for p_name in problems:
         problem = get_problem(p_name)
-        higher = {t: h for t, (_, h) in problem.metrics.items()}
-        rows: dict[str, Any] = {}
-        cells: dict[str, list[dict[str, Any]]] = {}
+        higher = {t: m.higher_is_better for t, m in problem.metrics.items()}
+        cells: dict[str, list[CellResult]] = {}
         for m in [*methods, STL]:
-            cells[m] = [
-                json.loads((root / "cells" / _key(p_name, arch) / m / f"seed{s}.json").read_text())
-                for s in seeds
-            ]
+            cells[m] = []
+            for s in seeds:
+                path = _cell_path(root, p_name, arch, m, s)
+                cells[m].append(CellResult.from_dict(json.loads(path.read_text())))
+        rows: dict[str, MethodSummary] = {}
         for m, runs in cells.items():
-            per_seed_stl = [delta_m(r["metrics"], c["metrics"], higher) for r, c in zip(runs, cells[STL])]
-            row = {
-                "metrics": {t: mean_std([r["metrics"][t] for r in runs]) for t in problem.tasks},
-                "delta_stl": mean_std(per_seed_stl),
-                "time_per_step": statistics.mean(r["time_per_step"] for r in runs),
-                "sigma": {t: mean_std([r["sigma"][t] for r in runs]) for t in runs[0]["sigma"]},
-                "weights": {
-                    t: [statistics.mean(v) for v in zip(*(r["weights"][t] for r in runs))]
-                    for t in runs[0]["weights"]
+            rows[m] = MethodSummary(
+                metrics={t: mean_std([r.metrics[t] for r in runs]) for t in problem.tasks},
+                delta_stl=_delta(runs, cells[STL], higher),
+                time_per_step=statistics.mean(r.time_per_step for r in runs),
+                sigma={t: mean_std([r.sigma[t] for r in runs]) for t in runs[0].sigma},
+                weights={
+                    t: [statistics.mean(v) for v in zip(*(r.weights[t] for r in runs))]
+                    for t in runs[0].weights
                 },
-                "loss_curves": {
-                    t: [statistics.mean(v) for v in zip(*(r["loss_curves"][t] for r in runs))]
-                    for t in runs[0]["loss_curves"]
+                loss_curves={
+                    t: [statistics.mean(v) for v in zip(*(r.loss_curves[t] for r in runs))]
+                    for t in runs[0].loss_curves
                 },
-            }
-            if "equal" in cells:
-                row["delta_equal"] = mean_std(
-                    [delta_m(r["metrics"], c["metrics"], higher) for r, c in zip(runs, cells["equal"])]
-                )
-            rows[m] = row
-        results["problems"][_key(p_name, arch)] = {
-            "description": problem.description,
-            "metrics": {t: {"name": n, "higher_is_better": h} for t, (n, h) in problem.metrics.items()},
-            "true_sigma": dict(
-                zip([f"reg_{s:g}" for s in problem.info.get("noise", ())], problem.info.get("noise", ()))
-            ),
-            "methods": rows,
-            "seeds": len(seeds),
-        }
-    results["config"] = {
-        "problems": list(problems),
-        "methods": list(methods),
-        "seeds": list(seeds),
-        "epochs": epochs,
-        "quick": quick,
-        "arch": arch,
-    }
-    write_atomic(root / "results.json", json.dumps(results, indent=1))
+                delta_equal=_delta(runs, cells["equal"], higher) if "equal" in cells else None,
+            )
+        summaries[_key(p_name, arch)] = ProblemSummary(
+            description=problem.description,
+            metrics=dict(problem.metrics),
+            methods=rows,
+            seeds=len(seeds),
+            true_sigma=problem.true_sigma,
+        )
+    results = BenchResults(
+        summaries, RunConfig(list(problems), list(methods), list(seeds), epochs, quick, arch)
+    )
+    write_atomic(root / "results.json", json.dumps(results.to_dict(), indent=1))
     return results
 
 
-def mean_std(values: list[float]) -> dict[str, float]:
-    """``{"mean": ..., "std": ...}`` over seeds (std 0 for one value)."""
-    return {"mean": statistics.mean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0}
+def _delta(runs: Sequence[CellResult], base: Sequence[CellResult], higher: dict[str, bool]) -> MeanStd:
+    """Δm% of ``runs`` against ``base``, paired by seed: mean ± std."""
+    return mean_std([delta_m(r.metrics, b.metrics, higher) for r, b in zip(runs, base)])

@@ -63,9 +63,7 @@ def run_toy(
     x = torch.tensor(list(start), dtype=torch.float64, requires_grad=True)
     cls = get_method(method)
     shift = SHIFT if cls.sign_rule != "any" else 0.0
-    extra: dict[str, dict[str, object]] = {"stch": {"warmup_epochs": 1}, "static": {"weights": [1.0, 1.0]}}
-    kw = extra.get(method, {})
-    balancer = create(method, tasks=["L1", "L2"], **kw).double()
+    balancer = create(method, tasks=["L1", "L2"], **cls.bench_kwargs).double()
     opt = torch.optim.Adam([{"params": [x], "lr": lr}, *balancer.param_groups(lr=lr)])
     path = [x.detach().clone()]
     for step in range(steps):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor
@@ -71,6 +71,8 @@ class Static(Balancer):
     """
 
     static_weights: Tensor
+    #: the weights are required: 1 for every task (any number of tasks), equal weighting
+    bench_kwargs: ClassVar[Mapping[str, Any]] = {"weights": 1.0}
 
     def __init__(
         self, tasks: TaskSpec, weights: Mapping[str, float] | Sequence[float] | float, **kw: Any

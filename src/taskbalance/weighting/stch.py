@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -58,6 +58,8 @@ class STCH(Balancer):
     nadir_count: Tensor
     sign_rule = "positive"
     sign_reason = "STCH works on log losses, undefined for L <= 0; shift the loss to be positive."
+    #: a short run cannot spend its first 5 epochs on the warm-up
+    bench_kwargs: ClassVar[Mapping[str, Any]] = {"warmup_epochs": 1}
 
     def __init__(
         self,
