@@ -31,7 +31,7 @@ import torch
 
 from ..base import Balancer
 from ..registry import create, get_method, options
-from .problems import Problem, Split, get_problem
+from .problems import ArchNet, Problem, Split, get_problem
 
 __all__ = [
     "train_cell",
@@ -197,6 +197,8 @@ def train_cell(
             batches += 1
             steps += 1
         balancer.epoch_end()
+        if isinstance(model, ArchNet):
+            model.epoch_end()
         for t in tasks:
             curves[t].append(sums[t] / batches)
             weights[t].append(wsum[t] / batches)
