@@ -285,6 +285,12 @@ def test_state_dict_resumes_the_search_and_the_tree_exactly() -> None:
     assert b.is_fixed and b.branching() == a.branching() and int(b.epoch) == 1
     assert b.temperature == a.temperature
     assert [p.requires_grad for p in b.parameters()] == [p.requires_grad for p in a.parameters()]
+    # also as a submodule (the bench wraps it): the load hook runs from the parent's load
+    wrapped = torch.nn.Sequential(make(temperature=3.0))
+    wrapped.load_state_dict(torch.nn.Sequential(a).state_dict())
+    inner = wrapped[0]
+    assert isinstance(inner, LTB) and inner.is_fixed and inner.temperature == a.temperature
+    assert [p.requires_grad for p in inner.parameters()] == [p.requires_grad for p in a.parameters()]
     # a searching state loaded into a fixed model unfreezes it
     fresh = make()
     b.load_state_dict(fresh.state_dict())

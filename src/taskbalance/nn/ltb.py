@@ -151,32 +151,43 @@ class LTB(MultiTaskModule):
         self.register_buffer("parents", torch.full((len(branches), max(branches)), -1))
         self.register_buffer("tower_parents", torch.full((len(self.tasks),), -1))
         self.last_weights: list[Tensor] = []
-        # loading a state dict re-applies (or lifts) the freezing of a fixed tree
+        self._refresh()
+        # loading a state dict refreshes the mirrors and re-applies (or lifts) the freezing
         self.register_load_state_dict_post_hook(  # type: ignore[no-untyped-call]
-            lambda module, _keys: cast(LTB, module)._freeze()
+            lambda module, _keys: cast(LTB, module)._refresh()
         )
+
+    def _refresh(self) -> None:
+        """Python mirrors of the state buffers, so a forward reads them without device syncs."""
+        self._tau, self._epoch, self._fixed = float(self.tau), int(self.epoch), bool(self.fixed)
+        self._parents = [self.parents[lv, :n].tolist() for lv, n in enumerate(self.branches)]
+        self._towers = [int(p) for p in self.tower_parents.tolist()]
+        self._owners = self._compute_owners()
+        self._freeze()
 
     # ----------------------------------------------------------------------- schedule
     @property
     def temperature(self) -> float:
         """The current Gumbel-softmax temperature τ."""
-        return float(self.tau)
+        return self._tau
 
     @property
     def is_fixed(self) -> bool:
         """Whether :meth:`fix_branching` has fixed the tree."""
-        return bool(self.fixed)
+        return self._fixed
 
     def set_temperature(self, temperature: float) -> None:
         """Set τ (for a schedule other than :meth:`epoch_end`'s)."""
         if temperature <= 0:
             raise ValueError(f"temperature must be positive, got {temperature}")
         self.tau.fill_(float(temperature))
+        self._refresh()
 
     def epoch_end(self) -> None:
         """Call once per epoch: counts the epoch and anneals τ to τ₀/√(epoch + 1)."""
         self.epoch += 1
         self.tau.fill_(self.initial_temperature / math.sqrt(int(self.epoch) + 1))
+        self._refresh()
 
     # ----------------------------------------------------------------------- the tree
     def branching(self) -> tuple[list[list[int]], dict[str, int]]:
@@ -186,8 +197,8 @@ class LTB(MultiTaskModule):
         would fix).
         """
         if self.is_fixed:
-            layers = [self.parents[lv, : self.branches[lv]].tolist() for lv in range(1, len(self.branches))]
-            return layers, {t: int(self.tower_parents[i]) for i, t in enumerate(self.tasks)}
+            layers = [list(p) for p in self._parents[1:]]
+            return layers, dict(zip(self.tasks, self._towers))
         layers = [logits.argmax(-1).tolist() for logits in self.branch_logits]
         return layers, {t: int(self.tower_logits[t].argmax()) for t in self.tasks}
 
@@ -214,18 +225,21 @@ class LTB(MultiTaskModule):
                 self.parents[lv, : len(ps)] = torch.tensor(ps)
             self.tower_parents.copy_(torch.tensor([towers[t] for t in self.tasks]))
             self.fixed.fill_(True)
-        self._freeze()
+        self._refresh()
 
     def block_tasks(self) -> list[list[set[str]]]:
         """For each block, the tasks whose output can depend on it (all of them while searching)."""
+        return [[set(tasks) for tasks in layer] for layer in self._owners]
+
+    def _compute_owners(self) -> list[list[set[str]]]:
         if not self.is_fixed:
             return [[set(self.tasks) for _ in range(n)] for n in self.branches]
         owners: list[list[set[str]]] = [[set() for _ in range(n)] for n in self.branches]
         for i, t in enumerate(self.tasks):
-            owners[-1][int(self.tower_parents[i])].add(t)
+            owners[-1][self._towers[i]].add(t)
         for lv in range(len(self.branches) - 1, 0, -1):
             for c in range(self.branches[lv]):
-                owners[lv - 1][int(self.parents[lv, c])] |= owners[lv][c]
+                owners[lv - 1][self._parents[lv][c]] |= owners[lv][c]
         return owners
 
     def _freeze(self) -> None:
@@ -266,7 +280,7 @@ class LTB(MultiTaskModule):
 
     # ----------------------------------------------------------------------- forward
     def _weights(self, logits: Tensor, generator: torch.Generator | None) -> Tensor:
-        if int(self.epoch) < self.warmup_epochs:
+        if self._epoch < self.warmup_epochs:
             return torch.full_like(logits, 1.0 / logits.shape[-1]).detach()
         if self.training:
             return gumbel_softmax(logits, self.temperature, self.hard, generator)
@@ -293,21 +307,21 @@ class LTB(MultiTaskModule):
         return {t: self.towers[t](mixed[:, i]) for i, t in enumerate(self.tasks)}
 
     def _forward_fixed(self, x: Tensor) -> dict[str, Tensor]:
-        owners = self.block_tasks()
+        owners, parents = self._owners, self._parents
         depth = len(self.branches)
         out: dict[tuple[int, int], Tensor] = {}
         # the shared trunk first: a shared block's parent is shared
         for lv in range(depth):
             for i in range(self.branches[lv]):
                 if len(owners[lv][i]) >= 2:
-                    inp = x if lv == 0 else out[(lv - 1, int(self.parents[lv, i]))]
+                    inp = x if lv == 0 else out[(lv - 1, parents[lv][i])]
                     out[(lv, i)] = self.block(lv, i)(inp)
         # the frontier: shared blocks read by a task's block or tower, concatenated into the cut
-        read_by_one = {(depth - 1, int(p)) for p in self.tower_parents}
+        read_by_one = {(depth - 1, p) for p in self._towers}
         for lv in range(1, depth):
             for c in range(self.branches[lv]):
                 if len(owners[lv][c]) == 1:
-                    read_by_one.add((lv - 1, int(self.parents[lv, c])))
+                    read_by_one.add((lv - 1, parents[lv][c]))
         frontier = sorted(k for k in read_by_one if k in out)
         self.features = None
         if frontier:
@@ -321,11 +335,9 @@ class LTB(MultiTaskModule):
         for lv in range(depth):
             for i in range(self.branches[lv]):
                 if len(owners[lv][i]) == 1:
-                    inp = x if lv == 0 else out[(lv - 1, int(self.parents[lv, i]))]
+                    inp = x if lv == 0 else out[(lv - 1, parents[lv][i])]
                     out[(lv, i)] = self.block(lv, i)(inp)
-        return {
-            t: self.towers[t](out[(depth - 1, int(self.tower_parents[j]))]) for j, t in enumerate(self.tasks)
-        }
+        return {t: self.towers[t](out[(depth - 1, self._towers[j])]) for j, t in enumerate(self.tasks)}
 
     def feature_cut(self) -> Tensor:
         """``features``, or a clear error where the fixed tree shares no block."""
