@@ -13,6 +13,7 @@ from torch import nn
 import taskbalance as tb
 from taskbalance.nn import (
     CGC,
+    LTB,
     PLE,
     SNR,
     CrossStitch,
@@ -140,6 +141,7 @@ ARCHS = {
     "snr": lambda: SNR(D, TASKS, num_lower=2, lower_dims=(8,), tower=(4,)),
     "cross-stitch": lambda: CrossStitch(D, TASKS, hidden=(8, 8), tower=(4,)),
     "dselect-k": lambda: DSelectK(D, TASKS, num_experts=3, k=2, expert_dims=(8,), tower=(4,)),
+    "ltb": lambda: LTB(D, TASKS, hidden=(8, 8), tower=(4,)),
 }
 
 

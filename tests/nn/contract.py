@@ -1,7 +1,8 @@
 """The contract every :mod:`taskbalance.nn` architecture keeps, as reusable checks.
 
 * the parameters split into shared and per-task sets that do not overlap and cover
-  the model, and mean what they say: every task's output depends on every shared
+  the model's trainable parameters (a frozen one, such as LTB's logits once its tree
+  is fixed, is in neither), and mean what they say: every task's output depends on every shared
   parameter, and task t's parameters reach no other task's output;
 * ``features``, where there is one, is a cut: every shared parameter reaches the
   outputs only through it, and no task parameter lies behind it;
@@ -40,7 +41,8 @@ def check_split(model: MultiTaskModule, x: Tensor) -> None:
     per_task = {t: list(model.task_parameters(t)) for t in model.tasks}
     ids = [id(p) for p in shared] + [id(p) for ps in per_task.values() for p in ps]
     assert len(ids) == len(set(ids)), "a parameter is in two sets"
-    assert set(ids) == {id(p) for p in model.parameters()}, "a parameter is in no set"
+    trainable = {id(p) for p in model.parameters() if p.requires_grad}
+    assert set(ids) == trainable, "a trainable parameter is in no set, or a frozen one in a set"
     assert shared, "no shared parameter"
     out = model(x)
     for t, y in out.items():
@@ -84,6 +86,9 @@ def balanced_step(model: MultiTaskModule, x: Tensor, method: str, mode: str, **k
         assert model.features is not None
         balancer.backward(losses, features=model.features)
     for name, p in model.named_parameters():
+        if not p.requires_grad:
+            assert p.grad is None, f"{method}/{mode}: frozen {name} got a gradient"
+            continue
         assert p.grad is not None, f"{method}/{mode}: {name} got no gradient"
         assert bool(torch.isfinite(p.grad).all()), f"{method}/{mode}: {name}"
     return balancer

@@ -48,7 +48,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..nn import CGC, PLE, SNR, CrossStitch, DSelectK, HardSharing, MMoE, MultiTaskModule
+from ..nn import CGC, LTB, PLE, SNR, CrossStitch, DSelectK, HardSharing, MMoE, MultiTaskModule
 from . import data as datasets
 from .noisy import NUM_CLASSES, NoisyTasks, make_noisy_tasks
 
@@ -137,8 +137,14 @@ class ArchNet(MTLNet):
     def shared_parameters(self) -> Iterator[nn.Parameter]:
         return self.arch.shared_parameters()
 
+    def epoch_end(self) -> None:
+        """The architecture's per-epoch hook, where it has one (LTB anneals its temperature)."""
+        hook = getattr(self.arch, "epoch_end", None)
+        if callable(hook):
+            hook()
 
-ARCHS = ("hard", "mmoe", "cgc", "ple", "snr", "cross-stitch", "dselect-k")
+
+ARCHS = ("hard", "mmoe", "cgc", "ple", "snr", "cross-stitch", "dselect-k", "ltb")
 
 
 def build_arch(arch: str, input_dim: int, outputs: dict[str, int], width: int = 64) -> ArchNet:
@@ -171,6 +177,9 @@ def build_arch(arch: str, input_dim: int, outputs: dict[str, int], width: int = 
         return ArchNet(
             DSelectK(input_dim, outputs, num_experts=4, k=2, expert_dims=(width,), tower=(width // 2,))
         )
+    if arch == "ltb":
+        # the search for the whole run, τ annealed every epoch; evaluation runs the argmax tree
+        return ArchNet(LTB(input_dim, outputs, hidden=(width, width), tower=(width // 2,)))
     raise ValueError(f"unknown architecture {arch!r}; available: {', '.join(ARCHS)}")
 
 

@@ -32,7 +32,7 @@ import torch
 
 from ..base import Balancer
 from ..registry import create, get_method, options
-from .problems import LoadedProblem, MTLNet, get_problem
+from .problems import ArchNet, LoadedProblem, MTLNet, get_problem
 from .results import (
     BenchResults,
     CellConfig,
@@ -245,6 +245,8 @@ def train_model(
         balancer.epoch_end()
         if sched is not None:
             sched.step()
+        if isinstance(model, ArchNet):
+            model.epoch_end()
         for t in tasks:
             curves[t].append(sums[t] / batches)
             weights[t].append(wsum[t] / batches)

@@ -14,10 +14,12 @@ from ..losses import HeteroscedasticHead
 from .architectures import CGC, PLE, SNR, HardSharing, MMoE, MultiTaskModule, hard_concrete
 from .cross_stitch import CrossStitch
 from .dselect_k import DSelectK, smooth_step
+from .ltb import LTB, gumbel_softmax
 from .mtan import MTAN
 
 __all__ = [
     "CGC",
+    "LTB",
     "MMoE",
     "MTAN",
     "PLE",
@@ -27,6 +29,7 @@ __all__ = [
     "HardSharing",
     "HeteroscedasticHead",
     "MultiTaskModule",
+    "gumbel_softmax",
     "hard_concrete",
     "smooth_step",
 ]
