@@ -166,19 +166,19 @@ def _solver_pairs() -> None:
     k_of = lambda jac: jac.shape[0]  # noqa: E731
     SOLVER_PAIRS.update(
         {
-            "mgda": ({}, lambda gram, jac: agg.MGDA().gramian_weighting(gram)),
-            "upgrad": ({}, lambda gram, jac: agg.UPGrad().gramian_weighting(gram)),
-            "cagrad": ({"rescale": False}, lambda gram, jac: agg.CAGrad(c=0.4).gramian_weighting(gram)),
+            "mgda": ({}, lambda gram, _jac: agg.MGDA().gramian_weighting(gram)),
+            "upgrad": ({}, lambda gram, _jac: agg.UPGrad().gramian_weighting(gram)),
+            "cagrad": ({"rescale": False}, lambda gram, _jac: agg.CAGrad(c=0.4).gramian_weighting(gram)),
             "nash-mtl": (
                 {"max_norm": None},
-                lambda gram, jac: agg.NashMTL(n_tasks=k_of(jac), max_norm=0.0).weighting(jac),
+                lambda _gram, jac: agg.NashMTL(n_tasks=k_of(jac), max_norm=0.0).weighting(jac),
             ),
             "fairgrad": (
                 {"max_norm": None},
                 lambda gram, jac: agg.FairGrad(alpha=1.0).gramian_weighting(gram) * k_of(jac),
             ),
-            "imtl-g": ({}, lambda gram, jac: agg.IMTLG().gramian_weighting(gram)),
-            "aligned-mtl": ({}, lambda gram, jac: agg.AlignedMTL().gramian_weighting(gram)),
+            "imtl-g": ({}, lambda gram, _jac: agg.IMTLG().gramian_weighting(gram)),
+            "aligned-mtl": ({}, lambda gram, _jac: agg.AlignedMTL().gramian_weighting(gram)),
         }
     )
 

@@ -118,7 +118,7 @@ def _sum_eps(dtype: torch.dtype) -> float:
     return 1e-6 if dtype != F64 else 1e-14
 
 
-def finite(case: Case, d: Tensor, w: Tensor, dtype: torch.dtype, reg_tol: float) -> str | None:
+def finite(_case: Case, d: Tensor, w: Tensor, dtype: torch.dtype, _reg_tol: float) -> str | None:
     if not bool(torch.isfinite(d).all()):
         return "direction is not finite"
     if not bool(torch.isfinite(w).all()):
@@ -148,7 +148,7 @@ def non_conflicting(case: Case, d: Tensor, w: Tensor, dtype: torch.dtype, reg_to
     return f"conflicts with task {worst}: cosine {cos:.3g}, ‖d‖ = {float(dd.norm()):.3g}"
 
 
-def stationary_zero(case: Case, d: Tensor, w: Tensor, dtype: torch.dtype, reg_tol: float) -> str | None:
+def stationary_zero(case: Case, d: Tensor, w: Tensor, dtype: torch.dtype, _reg_tol: float) -> str | None:
     """d = 0 where the property's stationarity holds, up to d's rounding in ``dtype`` and
     the solvers' regularisation (1e-12 of the Gramian's trace: ‖d‖ <= 1e-6·√tr)."""
     jac = case.jac.to(dtype).double()
@@ -166,7 +166,7 @@ class Guarantee:
     """What a method promises, and on which inputs."""
 
     kwargs: dict[str, Any]
-    non_conflicting: Callable[[Case], bool] = lambda c: False
+    non_conflicting: Callable[[Case], bool] = lambda _c: False
     zero_when: str | None = None  # "weak" or "strong": d = 0 on such stationary inputs
     permutation: bool = True
     homogeneous: bool = False  # d(aJ) = a·d(J), a > 0
@@ -177,7 +177,7 @@ class Guarantee:
     reg_tol: float = 1e-9
 
 
-def _always(c: Case) -> bool:
+def _always(_c: Case) -> bool:
     return True
 
 

@@ -155,7 +155,7 @@ def test_qm9_features_are_invariant_to_rotation_and_atom_order() -> None:
 def test_multi_mnist_puts_one_digit_top_left_and_one_bottom_right() -> None:
     data = get_problem("multi-mnist").load(quick=True)
     train, test = data.train, data.test
-    assert train.x.shape[1:] == (1, 36, 36) and 0 <= float(train.x.min()) and float(train.x.max()) <= 1
+    assert train.x.shape[1:] == (1, 36, 36) and float(train.x.min()) >= 0 and float(train.x.max()) <= 1
     assert set(train.y) == {"left", "right"}
     assert int(train.y["left"].max()) <= 9 and len(set(test.y["left"].tolist())) == 10
     # the top-right and bottom-left 8x8 corners belong to one digit each only: mostly blank

@@ -129,7 +129,7 @@ def test_max_jacobian_bytes_is_checked() -> None:
 def test_parameter_mode_never_forms_the_jacobian(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     import taskbalance.gradient.core as core
 
-    def refuse(*args: object, **kwargs: object) -> None:
+    def refuse(*_args: object, **_kwargs: object) -> None:
         raise AssertionError("the K × N Jacobian was formed")
 
     monkeypatch.setattr(core, "jacobian", refuse)

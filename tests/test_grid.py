@@ -60,7 +60,7 @@ def test_grid_ranks_every_learned_method_among_the_grid_points(tmp_path: Path) -
 def test_grid_resumes_without_training_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     first = run_grid(["noisy-scales"], ["uw"], [0], tmp_path, quick=True, epochs=1, progress=False)
 
-    def refuse(*args: object, **kwargs: object) -> None:
+    def refuse(*_args: object, **_kwargs: object) -> None:
         raise AssertionError("a finished cell was trained again")
 
     monkeypatch.setattr(grid_mod, "train_cell", refuse)

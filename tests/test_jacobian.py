@@ -55,11 +55,11 @@ class NoVmap(torch.autograd.Function):
     """An op whose backward autograd cannot batch (no vmap rule)."""
 
     @staticmethod
-    def forward(ctx, x):  # type: ignore[no-untyped-def, override]
+    def forward(_ctx, x):  # type: ignore[no-untyped-def, override]
         return x * 2
 
     @staticmethod
-    def backward(ctx, g):  # type: ignore[no-untyped-def, override]
+    def backward(_ctx, g):  # type: ignore[no-untyped-def, override]
         return torch.from_numpy(g.detach().numpy() * 2).to(g.dtype)
 
 

@@ -79,7 +79,7 @@ def test_fit_logs_the_balancer_stats() -> None:
     logged: dict[str, Any] = {}
 
     class Logged(pl.Callback):
-        def on_train_batch_end(self, trainer: Any, *args: Any) -> None:
+        def on_train_batch_end(self, trainer: Any, *_args: Any) -> None:
             logged.update(trainer.callback_metrics)
 
     module = lightning_job.build("famo", "params")

@@ -34,7 +34,7 @@ def test_every_method_reports_its_weights_to_the_hook(any_method: str) -> None:
     enc, _, losses = problem()
     balancer = make(any_method, tasks=TASKS)
     calls: list[dict[str, Tensor]] = []
-    balancer.register_step_hook(lambda b, stats: calls.append(stats))
+    balancer.register_step_hook(lambda _b, stats: calls.append(stats))
     expected = task_gradient_stats(losses, enc.parameters())
     balancer.backward(losses, shared_params=enc.parameters())
     assert len(calls) == 1
@@ -78,7 +78,7 @@ def test_gradient_stats_against_torch() -> None:
 def test_hooks_skip_skipped_steps_and_can_be_removed() -> None:
     balancer = tb.create("uw", tasks=["a", "b"], on_nonfinite="skip")
     calls: list[Any] = []
-    handle = balancer.register_step_hook(lambda b, s: calls.append(s))
+    handle = balancer.register_step_hook(lambda _b, s: calls.append(s))
     x = torch.ones(2, requires_grad=True)
     balancer({"a": x[0] * float("nan"), "b": x[1]})
     assert balancer.skipped and calls == []

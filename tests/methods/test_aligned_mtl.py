@@ -188,4 +188,4 @@ def test_aligned_mtl_near_singular_float64_matches_the_authors_code(mode: str) -
 
 
 def test_aligned_mtl_direction_agrees_with_torchjd() -> None:
-    assert_agrees_with_torchjd("aligned-mtl", {}, lambda agg, k: agg.AlignedMTL())
+    assert_agrees_with_torchjd("aligned-mtl", {}, lambda agg, _k: agg.AlignedMTL())

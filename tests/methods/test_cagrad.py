@@ -115,4 +115,4 @@ def test_cagrad_matches_the_authors_code(case: str, c: float) -> None:
 
 
 def test_cagrad_direction_agrees_with_torchjd() -> None:
-    assert_agrees_with_torchjd("cagrad", {"c": 0.4, "rescale": False}, lambda agg, k: agg.CAGrad(c=0.4))
+    assert_agrees_with_torchjd("cagrad", {"c": 0.4, "rescale": False}, lambda agg, _k: agg.CAGrad(c=0.4))

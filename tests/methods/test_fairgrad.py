@@ -147,4 +147,4 @@ def test_fairgrad_matches_the_authors_code(case: str, alpha: float) -> None:
 
 
 def test_fairgrad_direction_agrees_with_torchjd() -> None:
-    assert_agrees_with_torchjd("fairgrad", {"alpha": 2.0}, lambda agg, k: agg.FairGrad(alpha=2.0))
+    assert_agrees_with_torchjd("fairgrad", {"alpha": 2.0}, lambda agg, _k: agg.FairGrad(alpha=2.0))

@@ -24,4 +24,4 @@ def test_gradvac_first_step_is_pcgrad_and_targets_move() -> None:
 
 def test_gradvac_direction_agrees_with_torchjd() -> None:
     """Random orders: deterministic at 2 tasks only."""
-    assert_agrees_with_torchjd("gradvac", {}, lambda agg, k: agg.GradVac(), max_tasks=2)
+    assert_agrees_with_torchjd("gradvac", {}, lambda agg, _k: agg.GradVac(), max_tasks=2)

@@ -39,4 +39,4 @@ def test_imtl_g_ignores_task_order(case: str) -> None:
 
 
 def test_imtl_g_direction_agrees_with_torchjd() -> None:
-    assert_agrees_with_torchjd("imtl-g", {}, lambda agg, k: agg.IMTLG())
+    assert_agrees_with_torchjd("imtl-g", {}, lambda agg, _k: agg.IMTLG())

@@ -64,4 +64,4 @@ def test_mgda_ignores_task_order(case: str) -> None:
 
 
 def test_mgda_direction_agrees_with_torchjd() -> None:
-    assert_agrees_with_torchjd("mgda", {}, lambda agg, k: agg.MGDA(epsilon=1e-9, max_iters=100_000))
+    assert_agrees_with_torchjd("mgda", {}, lambda agg, _k: agg.MGDA(epsilon=1e-9, max_iters=100_000))

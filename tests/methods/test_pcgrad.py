@@ -26,4 +26,4 @@ def test_pcgrad_removes_the_negative_cosine_for_two_tasks(dtype: torch.dtype) ->
 
 def test_pcgrad_direction_agrees_with_torchjd() -> None:
     """Random orders: deterministic at 2 tasks only."""
-    assert_agrees_with_torchjd("pcgrad", {}, lambda agg, k: agg.PCGrad(), max_tasks=2)
+    assert_agrees_with_torchjd("pcgrad", {}, lambda agg, _k: agg.PCGrad(), max_tasks=2)

@@ -30,4 +30,4 @@ def test_upgrad_ignores_task_order(case: str) -> None:
 
 
 def test_upgrad_direction_agrees_with_torchjd() -> None:
-    assert_agrees_with_torchjd("upgrad", {}, lambda agg, k: agg.UPGrad())
+    assert_agrees_with_torchjd("upgrad", {}, lambda agg, _k: agg.UPGrad())

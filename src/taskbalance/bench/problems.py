@@ -47,6 +47,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 from torch import Tensor, nn
+from typing_extensions import override
 
 from ..nn import CGC, LTB, PLE, SNR, CrossStitch, DSelectK, HardSharing, MMoE, MultiTaskModule
 from . import data as datasets
@@ -592,6 +593,7 @@ class NoisyProblem(Problem):
         """``reg_<std>`` for each noise std, the full problem's regression tasks."""
         return [f"reg_{s:g}" for s in self.noise]
 
+    @override
     def load(self, quick: bool = False, path: str | None = None) -> LoadedProblem:
         return self.from_tasks(self._draw(quick))
 
@@ -612,6 +614,7 @@ class NoisyProblem(Problem):
             self.noise, self.label_noise, n_train=n[0], n_test=n[1], seed=0, scales=self.scales
         )
 
+    @override
     def _splits(self, quick: bool, path: str | None) -> tuple[Split, Split]:
         data = self._draw(quick)
         return Split(data.x_train, data.y_train), Split(data.x_test, data.y_test)
@@ -632,6 +635,7 @@ class GradNormToy(Problem):
 
     sigmas: tuple[float, ...]
 
+    @override
     def _splits(self, quick: bool, path: str | None) -> tuple[Split, Split]:
         g = torch.Generator().manual_seed(0)
         b = torch.randn(100, 250, generator=g) * math.sqrt(10.0)
@@ -671,6 +675,7 @@ class MultiDigits(Problem):
         xt, left_t, right_t = _overlay(te_img, te_lab, n[1], seed=2)
         return Split(x, {"left": left, "right": right}), Split(xt, {"left": left_t, "right": right_t})
 
+    @override
     def _model(self, data: LoadedProblem) -> MTLNet:
         enc = nn.Sequential(
             nn.Conv2d(1, 10, 5),
@@ -741,6 +746,7 @@ class MMoESynthetic(Problem):
 
     correlation: float = 0.5
 
+    @override
     def _splits(self, quick: bool, path: str | None) -> tuple[Split, Split]:
         rho = float(self.correlation)
         g = torch.Generator().manual_seed(0)
