@@ -4,6 +4,7 @@ from .aligned_mtl import AlignedMTL
 from .cagrad import CAGrad
 from .core import GradientBalancer, GramianBalancer
 from .db_mtl import DBMTL
+from .dualproj import DualProj
 from .fairgrad import FairGrad
 from .graddrop import GradDrop
 from .gradnorm import GradNorm
@@ -15,6 +16,7 @@ from .pcgrad import PCGrad
 from .upgrad import UPGrad
 
 __all__ = [
+    "DualProj",
     "DBMTL",
     "IMTL",
     "IMTLG",
