@@ -12,10 +12,12 @@ from .gradvac import GradVac
 from .imtl import IMTL, IMTLG
 from .mgda import MGDA
 from .nash_mtl import NashMTL
+from .pcd import PCD
 from .pcgrad import PCGrad
 from .upgrad import UPGrad
 
 __all__ = [
+    "PCD",
     "DualProj",
     "DBMTL",
     "IMTL",
