@@ -9,6 +9,7 @@ from importlib import metadata as _metadata
 from . import amp, distributed, monitor, nn
 from .base import TASK_TYPES, Balancer, InvalidLossError, SeededGenerator, Step
 from .gradient import (
+    CRMOGM,
     DBMTL,
     IMTL,
     IMTLG,
@@ -64,6 +65,7 @@ __all__ = [
     "GradNorm",
     "GradVac",
     "GradientBalancer",
+    "CRMOGM",
     "PCD",
     "DualProj",
     "NashMTL",

@@ -3,6 +3,7 @@
 from .aligned_mtl import AlignedMTL
 from .cagrad import CAGrad
 from .core import GradientBalancer, GramianBalancer
+from .cr_mogm import CRMOGM
 from .db_mtl import DBMTL
 from .dualproj import DualProj
 from .fairgrad import FairGrad
@@ -17,6 +18,7 @@ from .pcgrad import PCGrad
 from .upgrad import UPGrad
 
 __all__ = [
+    "CRMOGM",
     "PCD",
     "DualProj",
     "DBMTL",
