@@ -29,9 +29,12 @@ class Agreement:
         self.ratio = 0.0
         self.count = 0
 
-    def add(self, ours: Tensor, theirs: Tensor) -> None:
+    def add(self, ours: Tensor, theirs: Tensor, zero: float = 0.0) -> None:
+        """One pair; both directions of norm at most ``zero`` agree (a zero up to rounding)."""
         ours, theirs = ours.double(), theirs.double()
         self.count += 1
+        if max(float(ours.norm()), float(theirs.norm())) <= zero:
+            return
         self.cos = min(self.cos, cosine(ours, theirs))
         na, nb = float(ours.norm()), float(theirs.norm())
         scale = max(na, nb)
@@ -45,12 +48,14 @@ class Agreement:
 def compare(
     ours: Callable[[Tensor], Tensor], theirs: Callable[[Tensor], Tensor], jacs: Iterable[Tensor]
 ) -> Agreement:
-    """The agreement of two aggregators (Jacobian -> direction) on ``jacs``."""
+    """The agreement of two aggregators (Jacobian -> direction) on ``jacs``; directions
+    below 1e-6 of the largest gradient norm count as the zero vector (rounding)."""
     out = Agreement()
     for jac in jacs:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            out.add(ours(jac), theirs(jac))
+            zero = 1e-6 * float(jac.double().norm(dim=1).max()) if jac.numel() else 0.0
+            out.add(ours(jac), theirs(jac), zero)
     return out
 
 

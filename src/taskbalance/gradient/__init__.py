@@ -2,6 +2,7 @@
 
 from .aligned_mtl import AlignedMTL
 from .cagrad import CAGrad
+from .config import ConFIG
 from .core import GradientBalancer, GramianBalancer
 from .cr_mogm import CRMOGM
 from .db_mtl import DBMTL
@@ -18,6 +19,7 @@ from .pcgrad import PCGrad
 from .upgrad import UPGrad
 
 __all__ = [
+    "ConFIG",
     "CRMOGM",
     "PCD",
     "DualProj",
