@@ -24,8 +24,10 @@ from .gradient import (
     GradientBalancer,
     GradNorm,
     GradVac,
+    Krum,
     NashMTL,
     PCGrad,
+    TrimmedMean,
     UPGrad,
 )
 from .registry import create, get_method, methods, register
@@ -66,6 +68,8 @@ __all__ = [
     "GradNorm",
     "GradVac",
     "GradientBalancer",
+    "TrimmedMean",
+    "Krum",
     "ConFIG",
     "CRMOGM",
     "PCD",

@@ -12,13 +12,17 @@ from .graddrop import GradDrop
 from .gradnorm import GradNorm
 from .gradvac import GradVac
 from .imtl import IMTL, IMTLG
+from .krum import Krum
 from .mgda import MGDA
 from .nash_mtl import NashMTL
 from .pcd import PCD
 from .pcgrad import PCGrad
+from .trimmed_mean import TrimmedMean
 from .upgrad import UPGrad
 
 __all__ = [
+    "TrimmedMean",
+    "Krum",
     "ConFIG",
     "CRMOGM",
     "PCD",
