@@ -43,7 +43,7 @@ THEIRS: dict[str, tuple[Callable[[], Any], dict[str, Any], float]] = {
 @pytest.mark.parametrize("base", sorted(THEIRS))
 def test_agrees_with_torchjd_along_a_run(base: str, alpha: float) -> None:
     """20 steps through one stateful aggregator each, K = 2, 3 and 6; measured: cosine
-    1 - 3e-7 and norms within 5e-4 around MGDA (Frank-Wolfe), within 1e-8 otherwise."""
+    1 - 3e-6 and norms within 5e-4 around MGDA (Frank-Wolfe), within 1e-8 otherwise."""
     make, kw, tol = THEIRS[base]
     for k in (2, 3, 6):
         ours = tb.create("cr-mogm", tasks=k, base=base, alpha=alpha, base_kwargs=kw)
