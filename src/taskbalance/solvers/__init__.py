@@ -15,6 +15,8 @@ conditions before it returns; a failed certificate raises :class:`SolverError`.
 * :func:`cagrad_weights`: the dual problem of CAGrad.
 * :func:`bargaining_weights`: Nash-MTL's :math:`M\alpha = \alpha^{-1}` and FairGrad's
   :math:`M w = w^{-1/\alpha}`.
+* :func:`priority_weights`: PCD's primary gradient, projected onto the secondary
+  tasks' progress constraints.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from .bargaining import bargaining_weights
 from .cagrad import cagrad_weights
 from .dual_cone import dual_cone_weights, upgrad_weights
 from .min_norm import min_norm_weights, project_simplex
+from .priority import priority_weights
 
 __all__ = [
     "SolverError",
@@ -40,6 +43,7 @@ __all__ = [
     "upgrad_weights",
     "cagrad_weights",
     "bargaining_weights",
+    "priority_weights",
 ]
 
 
