@@ -41,8 +41,8 @@ def _torchjd() -> set[str]:
     names = {n for n in dir(aggregation) if n[:1].isupper()} | {
         n for n in dir(scalarization) if n[:1].isupper()
     }
-    # a Weighting is listed under its aggregator's name when both exist (UPGradWeighting -> UPGrad)
-    return {n.removesuffix("Weighting") if n.removesuffix("Weighting") in names else n for n in names} - bases
+    # a weighting is listed under its method's name (UPGradWeighting and UPGrad are one row)
+    return {n if n in bases else n.removesuffix("Weighting") for n in names} - bases
 
 
 def test_every_torchjd_class_has_a_row() -> None:
