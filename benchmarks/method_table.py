@@ -30,11 +30,14 @@ def columns() -> dict[str, tuple[str, str]]:
     (problem,) = default["problems"].values()
     out = {}
     for name, row in problem["methods"].items():
-        mean_real = statistics.mean(
-            p["methods"][name]["delta_stl"]["mean"] for p in real["problems"].values()
+        runs = [p["methods"].get(name) for p in real["problems"].values()]
+        mean_real = (
+            f"{statistics.mean(r['delta_stl']['mean'] for r in runs if r is not None):+.2f}"
+            if all(r is not None for r in runs)
+            else "not in that run"
         )
         d = row["delta_equal"]
-        out[name] = (f"{d['mean']:+.2f} ± {d['std']:.2f}", f"{mean_real:+.2f}")
+        out[name] = (f"{d['mean']:+.2f} ± {d['std']:.2f}", mean_real)
     return out
 
 

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+import taskbalance as tb
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -76,6 +78,8 @@ def test_docs_method_table_is_the_results_files() -> None:
     page = (ROOT / "docs" / "methods" / "index.md").read_text()
     assert module.ROW.findall(page), "no method rows found"
     assert len(module.ROW.findall(page)) == len(module.columns()) - 1  # every method (not single-task)
+    rows = {m.group("name") for m in module.ROW.finditer(page)}
+    assert rows == set(tb.methods()), f"rows missing: {sorted(set(tb.methods()) - rows)}"
     assert page == module.render(page), (
         "docs/methods/index.md differs: run `python benchmarks/method_table.py`"
     )
