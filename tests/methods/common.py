@@ -8,14 +8,15 @@ from collections.abc import Callable, Iterable
 
 from torch import Tensor
 
+from ..helpers import cosine
+from ..helpers import random_jacobians as jacobians
 from ..properties import Case, matrices
-from ..test_torchjd import cosine, jacobians
 
 __all__ = ["Agreement", "compare", "cosine", "cross_jacobians", "families"]
 
 
 def cross_jacobians(max_tasks: int = 10, min_tasks: int = 2) -> list[Tensor]:
-    """The 60 random Jacobians of tests/test_torchjd.py and every matrix family of
+    """The 60 random Jacobians of the TorchJD cross-checks (tests/helpers.py) and every matrix family of
     tests/properties.py at scale 1 (with ``min_tasks`` to ``max_tasks`` rows)."""
     fam = [c.jac for c in matrices() if min_tasks <= c.jac.shape[0] <= max_tasks]
     return jacobians(max_tasks=max_tasks, min_tasks=min_tasks) + fam

@@ -68,7 +68,8 @@ def test_homogeneous() -> None:
 
 def test_agrees_with_torchjd() -> None:
     """Cosine ≥ 0.999 and norms within 1e-6 of TorchJD's ``ConFIG`` on the 60 random
-    Jacobians of tests/test_torchjd.py, every matrix family and every scale from 0 to 1e15
+    Jacobians of the TorchJD cross-checks (tests/helpers.py), every matrix family and every
+    scale from 0 to 1e15
     (directions below 1e-6 of the largest gradient, such as TorchJD's 1e-8 rounding
     residue for two opposite gradients, count as zero); measured: cosine 1 - 1e-15,
     norms within 3e-15."""

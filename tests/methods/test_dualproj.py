@@ -79,7 +79,7 @@ def test_preferences_and_homogeneity() -> None:
 
 def test_agrees_with_torchjd() -> None:
     """Cosine ≥ 0.999 and norms within 1e-4 of TorchJD's ``DualProj`` (quadprog, the same
-    M/tr M + 1e-4 I) on the 60 random Jacobians of tests/test_torchjd.py and every
+    M/tr M + 1e-4 I) on the 60 random Jacobians of the TorchJD cross-checks (tests/helpers.py) and every
     matrix family at scale 1; measured: cosine ≥ 1 - 1e-12, norms within 1e-9.
     TorchJD's ``norm_eps`` zeroes a Gramian of trace < 1e-4, so below that scale the two
     differ by design (see docs/methods/dualproj.md)."""

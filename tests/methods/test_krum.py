@@ -88,7 +88,8 @@ def test_finite_on_every_family_and_scale(dtype: torch.dtype) -> None:
 @pytest.mark.parametrize(("f", "m"), list(itertools.product([0, 1, 2], [1, 2, 3])))
 def test_agrees_with_torchjd(f: int, m: int) -> None:
     """The same selection as TorchJD's ``Krum`` on the 60 random Jacobians of
-    tests/test_torchjd.py, every matrix family and every scale from 0 to 1e15 (duplicated
+    the TorchJD cross-checks (tests/helpers.py), every matrix family and every scale from 0
+    to 1e15 (duplicated
     rows included: ties go to the lower index in both); measured: identical directions."""
     jacs = cross_jacobians(max_tasks=10, min_tasks=1) + [c.jac for c in SCALED]
     jacs = [j for j in jacs if j.shape[0] >= max(f + 3, m)]

@@ -85,7 +85,7 @@ def test_finite_on_every_family_and_scale(dtype: torch.dtype) -> None:
 @pytest.mark.parametrize("t", [0, 1, 2, 3])
 def test_agrees_with_torchjd(t: int) -> None:
     """Identical directions to TorchJD's ``TrimmedMean`` (the same sort, narrow and mean)
-    on the 60 random Jacobians of tests/test_torchjd.py, every matrix family and every
+    on the 60 random Jacobians of the TorchJD cross-checks (tests/helpers.py), every matrix family and every
     scale from 0 to 1e15."""
     jacs = [
         j
