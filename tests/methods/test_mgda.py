@@ -64,4 +64,5 @@ def test_mgda_ignores_task_order(case: str) -> None:
 
 
 def test_mgda_direction_agrees_with_torchjd() -> None:
-    assert_agrees_with_torchjd("mgda", {}, lambda agg, _k: agg.MGDA(epsilon=1e-9, max_iters=100_000))
+    # 3000 Frank-Wolfe steps: worst cosine 1 - 2e-5 (100,000 steps: 1 - 1e-7, in a minute)
+    assert_agrees_with_torchjd("mgda", {}, lambda agg, _k: agg.MGDA(epsilon=1e-9, max_iters=3000))
