@@ -293,7 +293,9 @@ def test_separation_sentence_follows_its_rule() -> None:
     def deltas(**rows: tuple[float, float]) -> dict[str, MeanStd]:
         return {"equal": MeanStd(0.0, 0.0)} | {m: MeanStd(mean, std) for m, (mean, std) in rows.items()}
 
-    sentence = separation(deltas(a=(-3.0, 1.4), b=(-3.0, 1.6), c=(0.0, 0.0), d=(5.0, 0.0)), seeds=3)
+    rows = deltas(a=(-3.0, 1.4), b=(-3.0, 1.6), c=(0.0, 0.0), d=(5.0, 0.0), e=(0.001, 0.0))
+    sentence = separation(rows, seeds=3)
     assert "better than equal weighting: a (-3.00);" in sentence
-    assert "worse: d (+5.00);" in sentence and "within the spread: b, c." in sentence
+    # e's difference shows as +0.00: no difference, whatever its spread
+    assert "worse: d (+5.00);" in sentence and "within the spread: b, c, e." in sentence
     assert "equal" not in sentence.split(":", 1)[1].replace("equal weighting", "")

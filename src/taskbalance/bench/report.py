@@ -27,8 +27,9 @@ def separation(delta_equal: Mapping[str, MeanStd], seeds: int) -> str:
 
     ``delta_equal`` is each method's Δm% against equal weighting (paired by seed) over
     ``seeds`` seeds. A method's difference counts when its mean is larger in size than
-    twice the standard deviation of that difference over the seeds. With one seed there
-    is no spread to compare against, and the sentence says so.
+    twice the standard deviation of that difference over the seeds, and at least 0.005
+    (what shows as +0.00 is no difference). With one seed there is no spread to compare
+    against, and the sentence says so.
 
     Example:
         >>> deltas = {"uw": MeanStd(-20.0, 1.0), "rlw": MeanStd(0.5, 1.0), "mgda": MeanStd(9.0, 2.0)}
@@ -46,7 +47,7 @@ def separation(delta_equal: Mapping[str, MeanStd], seeds: int) -> str:
     for m, d in sorted(delta_equal.items(), key=lambda kv: kv[1].mean):
         if m in (STL, "equal"):
             continue
-        if abs(d.mean) > 2 * d.std and d.mean != 0:
+        if abs(d.mean) > 2 * d.std and abs(d.mean) >= 0.005:
             (better if d.mean < 0 else worse).append(f"{m} ({d.mean:+.2f})")
         else:
             within.append(m)
