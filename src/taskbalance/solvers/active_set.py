@@ -26,7 +26,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._backend import TOL, Array, Index, Mask, SolverError
+from ._backend import TOL, Array, Mask, SolverError
 
 __all__ = ["QPResult", "solve_qp", "qp_residual", "primal_active_set", "Face", "vertex"]
 
@@ -114,11 +114,31 @@ def _qp_face(a: Array, b: Array, free: Mask, simplex: bool) -> Array:
     return out
 
 
-def _gather(m: int, mask: Mask) -> tuple[Index, Mask]:
-    """Per row of ``mask`` (B, K): the indices of its True entries first (the first m
-    columns), and which of those m are True (rows with fewer are padded)."""
+def _masked_solve(mat: Array, rhs: Array, mask: Mask) -> Array:
+    """For each row of ``mask`` (B, K): the solution y of ``mat[F, F] y = rhs[F]`` on the
+    row's True entries F, scattered back into (B, K) with 0 elsewhere. The systems are
+    padded to the largest |F| with identity rows: gathered from ``mat`` bordered by an
+    identity block, so that the padding costs no masking pass."""
+    bsz, k = rhs.shape
+    sizes = mask.sum(-1)
+    m = int(sizes.max())
+    out = np.zeros((bsz, k))
+    if m == 0:
+        return out
     order = np.argsort(~mask, axis=-1, kind="stable")[:, :m]
-    return order, np.take_along_axis(mask, order, -1)
+    slot = np.arange(m)
+    padded = slot >= sizes[:, None]
+    order = np.where(padded, k + slot, order)  # padding rows point into the identity block
+    big = np.zeros((k + m, k + m))
+    big[:k, :k] = mat
+    big[k:, k:] = np.eye(m)
+    sub = big.ravel()[order[:, :, None] * (k + m) + order[:, None, :]]
+    wide = np.zeros((bsz, k + m))
+    wide[:, :k] = rhs
+    sol = np.linalg.solve(sub, np.take_along_axis(wide, order, -1)[..., None])[..., 0]
+    np.put_along_axis(wide, order, np.where(padded, 0.0, sol), -1)
+    result: Array = wide[:, :k] * mask
+    return result
 
 
 def _qp_face_shared(a: Array, ainv: Array | None, b: Array, free: Mask) -> Array:
@@ -130,30 +150,10 @@ def _qp_face_shared(a: Array, ainv: Array | None, b: Array, free: Mask) -> Array
     m_free, m_fixed = int(free.sum(-1).max()), int((~free).sum(-1).max())
     if ainv is not None and m_fixed < m_free:
         z = b @ ainv  # A⁻¹ is symmetric
-        mu = np.zeros(b.shape)
-        if m_fixed:
-            order, valid = _gather(m_fixed, ~free)
-            sub = np.where(
-                valid[:, :, None] & valid[:, None, :],
-                ainv[order[:, :, None], order[:, None, :]],
-                np.eye(m_fixed),
-            )
-            rhs = np.where(valid, np.take_along_axis(z, order, -1), 0.0)
-            np.put_along_axis(
-                mu, order, np.where(valid, np.linalg.solve(sub, rhs[..., None])[..., 0], 0.0), -1
-            )
+        mu = _masked_solve(ainv, z, ~free)
         out: Array = np.where(free, mu @ ainv - z, 0.0)
         return out
-    x = np.zeros(b.shape)
-    if m_free == 0:
-        return x
-    order, valid = _gather(m_free, free)
-    sub = np.where(
-        valid[:, :, None] & valid[:, None, :], a[order[:, :, None], order[:, None, :]], np.eye(m_free)
-    )
-    rhs = np.where(valid, -np.take_along_axis(b, order, -1), 0.0)
-    np.put_along_axis(x, order, np.where(valid, np.linalg.solve(sub, rhs[..., None])[..., 0], 0.0), -1)
-    return x
+    return _masked_solve(a, -b, free)
 
 
 def _pdas_one(a: Array, b: Array, iters: int) -> tuple[Array, bool]:
