@@ -143,6 +143,8 @@ def test_errors_name_the_task_and_the_argument() -> None:
         heteroscedastic_classification(p, t[:, 0], torch.zeros(4, 1))
     with pytest.raises(InvalidLossError, match=r"logits must have shape \(B, C\)"):
         heteroscedastic_classification(torch.zeros(4), torch.zeros(4, dtype=torch.long), torch.zeros(4, 1))
+    with pytest.raises(InvalidLossError, match=r"task 'label'.*class 4, outside 0..1"):
+        heteroscedastic_classification(p, torch.tensor([0, 1, 4, 0]), torch.zeros(4, 1), task="label")
     with pytest.raises(ValueError, match="samples must be a positive int"):
         heteroscedastic_classification(p, torch.zeros(4, dtype=torch.long), torch.zeros(4, 1), samples=0)
     with pytest.raises(ValueError, match="reduction must be"):

@@ -65,6 +65,10 @@ def test_aliases_and_case_resolve_to_the_same_class() -> None:
 def test_unknown_method_suggests_close_names() -> None:
     with pytest.raises(ValueError, match=r"unknown method 'uw-revsed'.*'uw-revised'"):
         tb.create("uw-revsed", tasks=2)
+    with pytest.raises(ValueError, match=r"'mgda-ub' \(an alias of 'mgda'\)"):
+        tb.create("mgdaa", tasks=2)
+    with pytest.raises(TypeError, match=r"uw has no option 'lr'\. Its options: "):
+        tb.create("uw", tasks=2, lr=0.1)
 
 
 def test_duplicate_registration_is_refused() -> None:

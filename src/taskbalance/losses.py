@@ -181,6 +181,13 @@ def heteroscedastic_classification(
         raise ValueError(f"{where}: samples must be a positive int, got {samples!r}")
     if check:
         _check_finite(where, logits=logits, log_var=log_var)
+        bad = (target < 0) | (target >= logits.shape[1])
+        if bool(bad.any()):
+            label = int(target[bad][0])
+            raise InvalidLossError(
+                f"{where}: target holds class {label}, outside 0..{logits.shape[1] - 1} "
+                f"for logits of {logits.shape[1]} classes"
+            )
     dtype = _compute_dtype(logits, log_var)
     f = logits.to(dtype)
     sigma = torch.exp(0.5 * log_var.to(dtype).clamp(-LOG_VAR_LIMIT, LOG_VAR_LIMIT))

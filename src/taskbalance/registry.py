@@ -57,7 +57,8 @@ def get_method(name: str) -> type[Balancer]:
     key = _ALIASES.get(key, key)
     if key not in _METHODS:
         close = difflib.get_close_matches(key, [*_METHODS, *_ALIASES], n=3)
-        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+        named = [f"{c!r} (an alias of {_ALIASES[c]!r})" if c in _ALIASES else repr(c) for c in close]
+        hint = f" Did you mean {', '.join(named)}?" if close else ""
         raise ValueError(f"unknown method {name!r}.{hint} Available: {', '.join(methods())}")
     return _METHODS[key]
 
@@ -78,7 +79,7 @@ def create(name: str, tasks: TaskSpec, **hyper: Any) -> Balancer:
     unknown = [k for k in hyper if k not in valid]
     if unknown:
         close = difflib.get_close_matches(unknown[0], valid, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
+        hint = f"; did you mean {close[0]!r}?" if close else "."
         raise TypeError(
             f"{cls.name or cls.__name__} has no option {unknown[0]!r}{hint} "
             f"Its options: {', '.join(sorted(valid))}"

@@ -116,3 +116,10 @@ def test_an_absent_task_starts_from_its_first_weight() -> None:
     assert b.smoothed[2] == 0
     b.backward({"a": w @ ga, "b": w @ gb, "c": w @ gc}, shared_params=[w])
     assert b.started.tolist() == [True, True, True]
+
+
+def test_an_unknown_option_of_the_wrapped_method_names_both() -> None:
+    with pytest.raises(
+        TypeError, match=r"cr-mogm: base_kwargs of 'mgda': mgda has no option 'normalisation'"
+    ):
+        tb.create("cr-mogm", tasks=3, base="mgda", base_kwargs={"normalisation": "l2"})

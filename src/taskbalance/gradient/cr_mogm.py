@@ -12,7 +12,7 @@ from typing_extensions import override
 
 from ..base import Step, TaskSpec
 from ..distributed import broadcast_seed
-from ..registry import get_method, register
+from ..registry import create, get_method, register
 from .core import GradientBalancer, GramianBalancer
 
 __all__ = ["CRMOGM"]
@@ -80,7 +80,10 @@ class CRMOGM(GramianBalancer):
         extra = dict(base_kwargs or {})
         common = {"check": self.check, "on_nonfinite": self.on_nonfinite}
         spec = dict(zip(self.task_names, self.task_types))
-        self.base = cls(spec, **{**common, **extra})
+        try:
+            self.base = create(cls.name, spec, **{**common, **extra})
+        except TypeError as exc:  # an unknown option: say it is one of the wrapped method's
+            raise TypeError(f"cr-mogm: base_kwargs of {cls.name!r}: {exc}") from None
         assert isinstance(self.base, GramianBalancer)
         self.base_name = cls.name
         self.base_kwargs = extra

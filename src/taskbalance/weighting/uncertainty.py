@@ -71,7 +71,8 @@ Init = Literal["auto"] | float | Mapping[str, float] | Sequence[float]
 _POSITIVE_REASON = (
     "the uncertainty objective e^(-s)·L + s is unbounded below in s when L <= 0 "
     "(σ -> 0). Shift the loss to be positive, or, for losses that reach exactly 0, "
-    "use 'uw-revised', whose regulariser log(1 + σ²) is >= 0."
+    "use 'uw-revised', whose regulariser log(1 + σ²) is >= 0. A negative log-likelihood "
+    "(a heteroscedastic loss) already learns its scale: sum it with 'equal'."
 )
 
 
