@@ -42,7 +42,9 @@ def main() -> None:
     table = printed.getvalue().split("\nwrote ")[0].rstrip()
     text = (
         f"`taskbalance bench` with no arguments: {wall:.0f} s on {os.cpu_count()} CPU cores "
-        "(the ms/step column depends on the machine and its load):\n\n```\n" + table + "\n```\n"
+        "(ms/step: the median over seeds, which depends on the machine and its load):\n\n```\n"
+        + table
+        + "\n```\n"
     )
     publish(text, args.out, args.readme, "default")
 

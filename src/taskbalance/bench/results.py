@@ -156,7 +156,9 @@ class MethodSummary:
 
     ``delta_stl`` and ``delta_equal`` are Δm% against the single-task models and against
     equal weighting, paired by seed (``delta_equal`` is ``None`` when equal weighting
-    was not run); ``weights`` and ``loss_curves`` are per-epoch means over seeds.
+    was not run); ``weights`` and ``loss_curves`` are per-epoch means over seeds, and
+    ``time_per_step`` the median over seeds (the first cells of a run also pay its
+    start-up).
     """
 
     metrics: dict[str, MeanStd]
