@@ -183,6 +183,15 @@ def _solver_pairs() -> None:
     )
 
 
+def solver_weights(balancer: tb.Balancer, gram: torch.Tensor) -> torch.Tensor:
+    """A Gramian method's weights for ``gram`` as a training step computes them (every task
+    present, unit losses): the solver alone, without forming the Gramian."""
+    k = gram.shape[0]
+    step = tb.Step(balancer, balancer.task_names, slice(None), True, "params")
+    ones = torch.ones(k, dtype=torch.float64)
+    return balancer._weights(gram, ones, step)  # type: ignore[attr-defined,no-any-return]
+
+
 def section_b(quick: bool) -> list[str]:
     """Every Gramian method against TorchJD on every matrix family of the property tests
     (tests/properties.py), at K = 3, 10 (and 10 tasks in 4 dimensions) and 40."""
@@ -200,12 +209,9 @@ def section_b(quick: bool) -> list[str]:
         size = f"{k}x{jac.shape[1]}"
         for name, (kw, theirs_fn) in SOLVER_PAIRS.items():
             b = tb.create(name, tasks=k, **kw)
-            ones = torch.ones(k, dtype=torch.float64)
 
-            def ours(
-                b: tb.Balancer = b, gram: torch.Tensor = gram, ones: torch.Tensor = ones
-            ) -> torch.Tensor:
-                return b._weights(gram, ones, slice(None))  # type: ignore[attr-defined,no-any-return]
+            def ours(b: tb.Balancer = b, gram: torch.Tensor = gram) -> torch.Tensor:
+                return solver_weights(b, gram)
 
             def theirs(fn: Callable[..., torch.Tensor] = theirs_fn, jac: torch.Tensor = jac) -> torch.Tensor:
                 return fn(jac @ jac.T, jac)
