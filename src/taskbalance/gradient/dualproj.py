@@ -3,23 +3,19 @@ NeurIPS 2017, Eq. 11; TorchJD's ``DualProj``)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
-
-import torch
 from torch import Tensor
 from typing_extensions import override
 
-from ..base import Step, TaskSpec
+from ..base import Step
 from ..registry import register
 from ..solvers import dual_cone_weights
-from .core import GramianBalancer
+from .upgrad import DualConeBalancer
 
 __all__ = ["DualProj"]
 
 
 @register("dualproj", "dual-proj")
-class DualProj(GramianBalancer):
+class DualProj(DualConeBalancer):
     r"""Projection of the preference-weighted mean gradient onto the dual cone of the
     task gradients.
 
@@ -52,20 +48,6 @@ class DualProj(GramianBalancer):
         >>> bool((g @ w.grad >= -1e-6).all())  # the mean (-0.5, 0.5) conflicted with task 0
         True
     """
-
-    pref: Tensor
-
-    def __init__(
-        self,
-        tasks: TaskSpec,
-        pref: Mapping[str, float] | Sequence[float] | None = None,
-        reg: float = 1e-4,
-        **kw: Any,
-    ) -> None:
-        super().__init__(tasks, **kw)
-        self.reg = self._number("reg", reg, low=0)
-        values = self._per_task(pref, "preference weights", default=1.0 / self.num_tasks)
-        self.add_state("pref", torch.tensor(values, dtype=torch.float64))
 
     @override
     def _weights(self, gramian: Tensor, losses: Tensor, step: Step) -> Tensor:

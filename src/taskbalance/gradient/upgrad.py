@@ -14,11 +14,31 @@ from ..registry import register
 from ..solvers import upgrad_weights
 from .core import GramianBalancer
 
-__all__ = ["UPGrad"]
+__all__ = ["UPGrad", "DualConeBalancer"]
+
+
+class DualConeBalancer(GramianBalancer):
+    """The base of the methods that project onto the dual cone of the task gradients
+    (UPGrad, DualProj): preference weights ``pref`` (1/K by default, the buffer
+    ``pref``) and the regularisation ``reg`` of the normalised Gramian."""
+
+    pref: Tensor
+
+    def __init__(
+        self,
+        tasks: TaskSpec,
+        pref: Mapping[str, float] | Sequence[float] | None = None,
+        reg: float = 1e-4,
+        **kw: Any,
+    ) -> None:
+        super().__init__(tasks, **kw)
+        self.reg = self._number("reg", reg, low=0)
+        values = self._per_task(pref, "preference weights", default=1.0 / self.num_tasks)
+        self.add_state("pref", torch.tensor(values, dtype=torch.float64))
 
 
 @register("upgrad")
-class UPGrad(GramianBalancer):
+class UPGrad(DualConeBalancer):
     r"""Unconflicting projection of gradients.
 
     Each task gradient is projected onto the dual cone :math:`\{x: Gx \ge 0\}` of all
@@ -49,20 +69,6 @@ class UPGrad(GramianBalancer):
         >>> bool((g @ w.grad >= -1e-6).all())
         True
     """
-
-    pref: Tensor
-
-    def __init__(
-        self,
-        tasks: TaskSpec,
-        pref: Mapping[str, float] | Sequence[float] | None = None,
-        reg: float = 1e-4,
-        **kw: Any,
-    ) -> None:
-        super().__init__(tasks, **kw)
-        self.reg = self._number("reg", reg, low=0)
-        values = self._per_task(pref, "preference weights", default=1.0 / self.num_tasks)
-        self.add_state("pref", torch.tensor(values, dtype=torch.float64))
 
     @override
     def _weights(self, gramian: Tensor, losses: Tensor, step: Step) -> Tensor:
