@@ -6,13 +6,31 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Iterable
 
+import torch
 from torch import Tensor
 
 from ..helpers import cosine
 from ..helpers import random_jacobians as jacobians
 from ..properties import Case, matrices
 
-__all__ = ["Agreement", "compare", "cosine", "cross_jacobians", "families"]
+__all__ = ["Agreement", "compare", "cosine", "cross_jacobians", "families", "raw_cosine", "sequence"]
+
+
+def sequence(k: int, n: int, steps: int, seed: int, scale: float = 1.0) -> list[Tensor]:
+    """Jacobians of one stateful run: rows of scales ``scale``·e^N(0, 1), a shared pull,
+    fresh noise per step (float64)."""
+    g = torch.Generator().manual_seed(seed)
+    scales = torch.exp(torch.randn(k, 1, generator=g, dtype=torch.float64)) * scale
+    shared = torch.randn(1, n, generator=g, dtype=torch.float64)
+    return [
+        (torch.randn(k, n, generator=g, dtype=torch.float64) + 0.5 * shared) * scales for _ in range(steps)
+    ]
+
+
+def raw_cosine(a: Tensor, b: Tensor) -> float:
+    """The cosine of two directions, 0 when either is zero (:func:`cosine` counts two
+    zeros as agreeing)."""
+    return float(a @ b) / max(float(a.norm() * b.norm()), 1e-300)
 
 
 def cross_jacobians(max_tasks: int = 10, min_tasks: int = 2) -> list[Tensor]:

@@ -11,20 +11,10 @@ from torch import nn
 import taskbalance as tb
 
 from ..properties import matrices, representable, scaled
+from .common import raw_cosine as cosine
+from .common import sequence
 
 F64 = torch.float64
-
-
-def sequence(k: int, n: int, steps: int, seed: int) -> list[torch.Tensor]:
-    """Jacobians of one run: rows of scales e^N(0, 1), a shared pull, fresh noise per step."""
-    g = torch.Generator().manual_seed(seed)
-    scales = torch.exp(torch.randn(k, 1, generator=g, dtype=F64))
-    shared = torch.randn(1, n, generator=g, dtype=F64)
-    return [(torch.randn(k, n, generator=g, dtype=F64) + 0.5 * shared) * scales for _ in range(steps)]
-
-
-def cosine(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float(a @ b) / max(float(a.norm() * b.norm()), 1e-300)
 
 
 @pytest.mark.parametrize("warmup", [1, 3])

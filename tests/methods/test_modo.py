@@ -9,19 +9,10 @@ import torch
 import taskbalance as tb
 
 from ..properties import matrices, representable, scaled
+from .common import raw_cosine as cosine
+from .common import sequence
 
 F64 = torch.float64
-
-
-def sequence(k: int, n: int, steps: int, seed: int) -> list[torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    scales = torch.exp(torch.randn(k, 1, generator=g, dtype=F64)) * 0.5
-    shared = torch.randn(1, n, generator=g, dtype=F64)
-    return [(torch.randn(k, n, generator=g, dtype=F64) + 0.5 * shared) * scales for _ in range(steps)]
-
-
-def cosine(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float(a @ b) / max(float(a.norm() * b.norm()), 1e-300)
 
 
 @pytest.mark.parametrize("options", [{}, {"gamma": 0.01, "rho": 0.0}], ids=["defaults", "other"])
@@ -35,7 +26,7 @@ def test_agrees_with_torchjd_on_sequences(options: dict[str, float]) -> None:
         k = 2 + run % 9
         ours = tb.create("modo", tasks=k, **options)
         theirs = aggregation.MoDoWeighting(**options)
-        for jac in sequence(k, 30 + run, 8, seed=run):
+        for jac in sequence(k, 30 + run, 8, seed=run, scale=0.5):
             d, w = ours.aggregate(jac)  # type: ignore[attr-defined]
             w_theirs = theirs(jac @ jac.T)
             torch.testing.assert_close(w, w_theirs, rtol=1e-12, atol=1e-14)

@@ -9,19 +9,10 @@ import torch
 import taskbalance as tb
 
 from ..properties import matrices, representable, scaled
+from .common import raw_cosine as cosine
+from .common import sequence
 
 F64 = torch.float64
-
-
-def sequence(k: int, n: int, steps: int, seed: int) -> list[torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    scales = torch.exp(torch.randn(k, 1, generator=g, dtype=F64))
-    shared = torch.randn(1, n, generator=g, dtype=F64)
-    return [(torch.randn(k, n, generator=g, dtype=F64) + 0.5 * shared) * scales for _ in range(steps)]
-
-
-def cosine(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float(a @ b) / max(float(a.norm() * b.norm()), 1e-300)
 
 
 OPTIONS = [
