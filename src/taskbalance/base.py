@@ -42,6 +42,7 @@ from .inputs import (
     collect_losses,
     parse_tasks,
     per_task,
+    stack_losses,
 )
 from .state import Mode, Step
 
@@ -334,11 +335,7 @@ class Balancer(nn.Module, metaclass=abc.ABCMeta):
         losses of the present tasks (global ones under torch.distributed); ``None``
         when the step is skipped."""
         names, tensors = self._collect(losses)
-        values = torch.stack(tensors)
-        if values.dtype in (torch.float16, torch.bfloat16):
-            # half-precision losses are combined in float32: 1/L, exp(-s)·L and the like
-            # overflow or vanish in half precision; the gradient flows back in their dtype
-            values = values.float()
+        values = stack_losses(tensors)
         idx = self._indices(names, values.device)
         if torch.is_grad_enabled():  # evaluation needs no collective: a rank may evaluate alone
             values = self._global_values(values, idx)

@@ -26,6 +26,7 @@ __all__ = [
     "check_number",
     "per_task",
     "collect_losses",
+    "stack_losses",
     "check_values",
 ]
 
@@ -225,6 +226,20 @@ def collect_losses(
                 "from detached tensors): the balancer cannot train on it"
             )
     return present, tensors
+
+
+def stack_losses(tensors: Sequence[Tensor]) -> Tensor:
+    """The losses of :func:`collect_losses` as one (K,) tensor, in float32 when they are
+    half precision: 1/L, exp(-s)·L and the like overflow or vanish in float16 (the
+    gradient flows back in the losses' dtype).
+
+    Example:
+        >>> import torch
+        >>> stack_losses([torch.tensor(1.0, dtype=torch.float16), torch.tensor(2.0, dtype=torch.float16)])
+        tensor([1., 2.])
+    """
+    values = torch.stack(list(tensors))
+    return values.float() if values.dtype in (torch.float16, torch.bfloat16) else values
 
 
 _SIGN_TEXT = {"positive": "> 0", "nonnegative": ">= 0"}

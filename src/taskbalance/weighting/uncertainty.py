@@ -39,7 +39,7 @@ from typing_extensions import override
 
 from ..base import Balancer, Step, TaskSpec
 from ..distributed import active_group, global_losses
-from ..inputs import check_values, collect_losses, parse_tasks
+from ..inputs import check_values, collect_losses, parse_tasks, stack_losses
 from ..registry import register
 
 __all__ = [
@@ -484,9 +484,7 @@ class DynamicWeightedLoss(nn.Module):
             losses = tuple(losses[0])
         owner = type(self).__name__
         names, tensors = collect_losses(owner, self._names, list(losses))
-        values = torch.stack(tensors)
-        if values.dtype in (torch.float16, torch.bfloat16):
-            values = values.float()  # as every balancer: combined in float32
+        values = stack_losses(tensors)  # as every balancer's
         idx: Tensor | slice = slice(None)
         if len(names) < len(self._names):
             idx = torch.tensor([self._names.index(n) for n in names], device=values.device)
