@@ -12,24 +12,24 @@ Three parts, one table each, and an exit status that is non-zero if anything fai
    same step on the CPU (cosine ≥ 0.999).
 2. **The test suite on the device**: pytest with ``TASKBALANCE_TEST_DEVICE`` set, which
    makes ``tests/conftest.py`` call ``torch.set_default_device`` (``--quick``: one file).
-3. **Cost**: step time and peak memory of upgrad and mgda in both modes, as ratios to the
-   plain sum, on an MLP encoder of about 1.6 M parameters, batch 256, K = 3, 10, 40
-   (``--quick``: a small MLP, K = 3, 10). Each configuration runs in a fresh process;
-   peak memory is ``torch.cuda.max_memory_allocated`` on a GPU and the growth of the
-   resident set size on the CPU.
+3. **Cost**: ``benchmarks/gramian_memory.py``'s benchmark on the device: step time and
+   peak memory of upgrad and mgda in both modes, and of TorchJD 0.18's autojac and
+   autogram paths, as ratios to the plain sum, on the MLP encoder (1.6 M parameters,
+   batch 256) and ResNet-18 with GroupNorm (11.2 M, 32 × 32 inputs, batch 64) at
+   K = 3, 10, 40 (``--quick``: the MLP at K = 3 and 10, taskbalance's paths). Each
+   configuration runs in a fresh process; peak memory is
+   ``torch.cuda.max_memory_allocated`` on a GPU and the growth of the resident set size
+   on the CPU.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -143,103 +143,23 @@ def part_tests(device: str, quick: bool) -> list[list[str]]:
     ]
 
 
-def _worker(config: dict[str, Any]) -> dict[str, float]:
-    """One cost configuration in this (fresh) process: ms per step and peak extra bytes."""
-    device, k, method, mode = config["device"], config["k"], config["method"], config["mode"]
-    torch.manual_seed(0)
-    net = _net(config["inp"], config["hidden"], k).to(device)
-    x = torch.randn(config["batch"], config["inp"], device=device)
-    y = torch.randn(config["batch"], k, device=device)
-    balancer = None if method == "sum" else tb.create(method, tasks=k).to(device)
+def part_cost(device: str, quick: bool) -> tuple[list[str], int]:
+    """The parameter-mode benchmark (``benchmarks/gramian_memory.py``'s workers) on the
+    device: the MLP and ResNet-18 at K = 3, 10, 40 against the plain sum and TorchJD
+    (``--quick``: the MLP at K = 3 and 10, taskbalance's paths only)."""
+    import gramian_memory as gm
 
-    def step() -> None:
-        for p in net.parameters():
-            p.grad = None
-        z, losses = _losses(net, x, y)
-        if balancer is None:
-            torch.stack(losses).sum().backward()
-        elif mode == "features":
-            balancer.backward(losses, features=z)
-        else:
-            balancer.backward(losses, shared_params=net.encoder.parameters())
-
-    # the peak is measured from here (model, data and balancer in place) over every step,
-    # the warm-up included; the time over the steps after it
-    cuda = torch.device(device).type == "cuda"
-    if cuda:
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
-    else:
-        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    step()  # warm-up
-    if cuda:
-        torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    for _ in range(config["steps"]):
-        step()
-    if cuda:
-        torch.cuda.synchronize()
-        peak = torch.cuda.max_memory_allocated() - base
-    else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
-    return {"ms": 1e3 * (time.perf_counter() - t0) / config["steps"], "peak": float(max(peak, 0))}
-
-
-def part_cost(device: str, quick: bool) -> list[list[str]]:
-    shape = (
-        {"inp": 64, "hidden": 128, "batch": 64, "steps": 3}
-        if quick
-        else {"inp": 512, "hidden": 1024, "batch": 256, "steps": 20}
-    )
-    ks = (3, 10) if quick else (3, 10, 40)
-    params = sum(p.numel() for p in _net(shape["inp"], shape["hidden"], 1).encoder.parameters())
-    rows = [["K", "method", "mode", "ms/step", "× sum time", "peak MB", "× sum peak"]]
-    for k in ks:
-        configs = [("sum", "-")] + [(m, mode) for m in ("upgrad", "mgda") for mode in ("params", "features")]
-        base: dict[str, float] = {}
-        for method, mode in configs:
-            cfg = {**shape, "device": device, "k": k, "method": method, "mode": mode}
-            proc = subprocess.run(
-                [sys.executable, __file__, "--worker", json.dumps(cfg)],
-                capture_output=True,
-                text=True,
-                env={**os.environ, "OMP_NUM_THREADS": "1"},
-            )
-            if proc.returncode != 0:
-                rows.append([str(k), method, mode, "FAIL", proc.stderr.strip().splitlines()[-1][:60], "", ""])
-                continue
-            r = json.loads(proc.stdout.strip().splitlines()[-1])
-            if method == "sum":
-                base = r
-            ratio_t = r["ms"] / base["ms"] if base else float("nan")
-            ratio_m = r["peak"] / base["peak"] if base and base["peak"] > 0 else float("nan")
-            rows.append(
-                [
-                    str(k),
-                    method,
-                    mode,
-                    f"{r['ms']:.1f}",
-                    f"{ratio_t:.2f}",
-                    f"{r['peak'] / 2**20:.1f}",
-                    f"{ratio_m:.2f}",
-                ]
-            )
-    rows.insert(
-        1, [f"encoder: {params / 1e6:.2f} M parameters, batch {shape['batch']}", "", "", "", "", "", ""]
-    )
-    return rows
+    if quick:
+        paths = [p for p in gm.PATHS if not p[0].startswith("torchjd")]
+        return gm.table(["mlp"], [3, 10], 64, 2, device, paths)
+    return gm.table(["mlp", "resnet18"], [3, 10, 40], 64, 3, device)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--quick", action="store_true", help="small sizes: the CI run on the CPU")
-    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.worker is not None:
-        print(json.dumps(_worker(json.loads(args.worker))))
-        return 0
     if torch.device(args.device).type == "cuda" and not torch.cuda.is_available():
         print(f"--device {args.device}: no CUDA device here; use --device cpu", file=sys.stderr)
         return 2
@@ -250,10 +170,12 @@ def main() -> int:
     print(_table(methods) + "\n")
     tests = part_tests(args.device, args.quick)
     print(_table(tests) + "\n")
-    cost = part_cost(args.device, args.quick)
-    print(_table(cost) + "\n")
-    failed = sum("FAIL" in " ".join(r) for r in methods + cost) + (
-        " passed" not in tests[1][2] or "failed" in tests[1][2]
+    cost, cost_failed = part_cost(args.device, args.quick)
+    print("\n".join(cost) + "\n")
+    failed = (
+        sum("FAIL" in " ".join(r) for r in methods)
+        + cost_failed
+        + (" passed" not in tests[1][2] or "failed" in tests[1][2])
     )
     print(f"{'all passed' if not failed else f'{failed} FAILED'} in {time.perf_counter() - t0:.0f} s")
     return 1 if failed else 0

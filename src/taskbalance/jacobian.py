@@ -153,7 +153,7 @@ def _batched(
 
 
 #: the largest float64 block formed while accumulating a Gramian (bytes)
-GRAM_BLOCK_BYTES = 2**25
+GRAM_BLOCK_BYTES = 2**22
 
 
 def add_gramian(gram: Tensor, rows: Tensor) -> None:

@@ -304,18 +304,15 @@ class GradientBalancer(Balancer):
             self.skipped = True
             grads: list[Tensor] = [torch.full_like(p, math.inf) for p in inputs]
         elif blocks is not None:
-            # the blocks are of the scaled objectives: w @ block is the scaled direction
-            grads = [
-                torch.zeros_like(p)
-                if b is None
-                else (
-                    weights.to(torch.float32 if b.dtype in _HALF else b.dtype)
-                    @ b.to(torch.float32 if b.dtype in _HALF else b.dtype)
+            # the blocks are of the scaled objectives: w @ block is the scaled direction;
+            # each block is dropped once used, so that J and the direction never coexist whole
+            grads = []
+            for j, p in enumerate(inputs):
+                b, blocks[j] = blocks[j], None
+                grads.append(
+                    torch.zeros_like(p) if b is None else _combine_rows(weights, b).view_as(p).to(p.dtype)
                 )
-                .view_as(p)
-                .to(p.dtype)
-                for p, b in zip(inputs, blocks)
-            ]
+                del b
         else:
             total = (weights.to(scaled.dtype) * scaled).sum()
             found = torch.autograd.grad(total, inputs, retain_graph=bool(heads), allow_unused=True)
