@@ -181,3 +181,30 @@ def test_uncertainty_captions_quote_the_learned_sigma_of_the_docs_run() -> None:
         found = gen.SIGMA.search(page.read_text())
         if found:
             assert found.group(0) == gen.sigma_sentence(run[page.stem]), f"docs/methods/{page.name}"
+
+
+def _memory_rows() -> dict[tuple[str, str, str, str], tuple[float, float]]:
+    """(model, K, path, method) -> (memory ratio, time ratio) of the committed memory run."""
+    text = (ROOT / "benchmarks" / "results" / "gramian_memory.md").read_text()
+    rows = re.findall(
+        r"^\| (\w+) \| (\d+) \| ([a-z ]+) \| ([a-z-]+) \| ([0-9.]+) \| ([0-9.]+) \|$", text, flags=re.M
+    )
+    return {(m, k, path, meth): (float(mem), float(t)) for m, k, path, meth, mem, t in rows}
+
+
+def test_the_readme_claims_on_parameter_mode_hold_in_the_memory_run() -> None:
+    """The README's sentence after the memory table: tb's parameter mode within 1.1× the
+    memory of TorchJD's Gramian engine and at most as slow as TorchJD's faster path, for
+    both methods at every K on both models; feature mode ≤ 1.5× the sum on the MLP at 10."""
+    rows = _memory_rows()
+    cells = {(m, k, meth) for m, k, path, meth in rows if path == "tb params"}
+    assert {m for m, _, _ in cells} == {"mlp", "resnet18"} and len(cells) == 2 * 3 * 2
+    for model, k, method in sorted(cells):
+        mem, time = rows[(model, k, "tb params", method)]
+        gram_mem, gram_time = rows[(model, k, "torchjd autogram", method)]
+        jac_time = rows[(model, k, "torchjd autojac", method)][1]
+        where = f"{model}, K = {k}, {method}"
+        assert mem <= 1.1 * gram_mem, f"{where}: memory {mem} > 1.1 × autogram's {gram_mem}"
+        assert time <= min(gram_time, jac_time), f"{where}: step {time} slower than TorchJD's"
+    for method in ("upgrad", "mgda"):
+        assert rows[("mlp", "10", "tb features", method)][1] <= 1.5
