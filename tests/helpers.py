@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import math
 import os
+import sys
 import warnings
 from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -41,6 +45,24 @@ LAUNCH_VARIABLES = (
     "LOCAL_WORLD_SIZE",
     "NODE_RANK",
 )
+
+
+#: the benchmark scripts' folder
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def benchmark_script(name: str) -> ModuleType:
+    """``benchmarks/<name>.py`` imported as a module (the scripts import their shared
+    helpers by name, so their folder is on the path while it loads)."""
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCHMARKS / f"{name}.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    finally:
+        sys.path.remove(str(BENCHMARKS))
 
 
 def child_env(**extra: str) -> dict[str, str]:

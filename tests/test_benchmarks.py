@@ -4,37 +4,19 @@ suite). A change of a private API the scripts use fails here, not in the next be
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
-
 import pytest
 import torch
 
 import taskbalance as tb
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-
-
-def _script(name: str) -> ModuleType:
-    sys.path.insert(0, str(BENCHMARKS))  # the scripts import their shared helpers by name
-    try:
-        spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCHMARKS / f"{name}.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
-    finally:
-        sys.path.remove(str(BENCHMARKS))
-
+from .helpers import benchmark_script
 
 GRAMIAN = [m for m in tb.methods("gradient") if issubclass(tb.get_method(m), tb.gradient.GramianBalancer)]
 
 
 @pytest.mark.parametrize("method", GRAMIAN)
 def test_gradient_benchmark_times_the_method_solvers(method: str) -> None:
-    gradient = _script("gradient")
+    gradient = benchmark_script("gradient")
     jac = torch.tensor([[1.0, 0.0, 2.0], [-1.0, 1.0, 0.0], [0.5, 0.5, 0.5]], dtype=torch.float64)
     w = gradient.solver_weights(tb.create(method, tasks=3), jac @ jac.T)
     assert w.shape == (3,) and bool(torch.isfinite(w).all())

@@ -6,10 +6,6 @@ that are not plain MLPs, and every Gramian method's step equals the explicit pat
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -19,7 +15,7 @@ import taskbalance as tb
 from taskbalance.gradient.core import GramianBalancer
 from taskbalance.jacobian import add_gramian, gramian, jacobian
 
-from .helpers import make
+from .helpers import benchmark_script, make
 
 K = 3
 GRAMIAN_METHODS = [m for m in tb.methods("gradient") if issubclass(tb.get_method(m), GramianBalancer)]
@@ -38,26 +34,10 @@ class Tied(nn.Module):
         return self.frozen(F.linear(h, self.w.weight.T)) + self.w(h)
 
 
-def _benchmark_resnet18(width: int) -> nn.Module:
-    """The ResNet-18 with GroupNorm of ``benchmarks/gramian_memory.py`` (the model of the
-    README's memory table), at a small width."""
-    folder = Path(__file__).resolve().parents[1] / "benchmarks"
-    sys.path.insert(0, str(folder))  # the script imports its helpers by name
-    try:
-        spec = importlib.util.spec_from_file_location("bench_gramian_memory", folder / "gramian_memory.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(folder))
-    net: nn.Module = module.resnet18(width)
-    return net
-
-
 def _encoder(kind: str) -> tuple[nn.Module, Tensor]:
     g = torch.Generator().manual_seed(0)
-    if kind == "resnet18":  # residual blocks, GroupNorm, strided and 1 × 1 convolutions
-        return _benchmark_resnet18(4), torch.randn(2, 3, 4, 4, generator=g)
+    if kind == "resnet18":  # the README memory table's model: residual blocks, GroupNorm, 1 × 1 convolutions
+        return benchmark_script("gramian_memory").resnet18(4), torch.randn(2, 3, 4, 4, generator=g)
     if kind == "conv-batchnorm":
         enc = nn.Sequential(nn.Conv2d(2, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten())
         return enc, torch.randn(5, 2, 6, 6, generator=g)
