@@ -10,7 +10,7 @@ TORCH ?= torch==2.13.0
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml setup.py src/taskbalance/solvers/_qpkernel.c
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "$(TORCH)"
@@ -35,8 +35,8 @@ bench: setup
 	$(VENV)/bin/taskbalance bench
 
 lint: setup
-	$(PY) -m ruff check src tests benchmarks examples docs/*.py
-	$(PY) -m ruff format --check src tests benchmarks examples docs/*.py
+	$(PY) -m ruff check src tests benchmarks examples docs/*.py setup.py
+	$(PY) -m ruff format --check src tests benchmarks examples docs/*.py setup.py
 
 typecheck: setup
 	$(PY) -m mypy

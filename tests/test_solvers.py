@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from taskbalance import solvers
-from taskbalance.solvers import active_set
+from taskbalance.solvers import _backend, active_set
 from taskbalance.solvers._backend import regularised
 
 from .helpers import brute_force_min_norm, jacobian_cases
@@ -43,6 +43,16 @@ SCALED = scaled(matrices(sizes=((3, 7), (5, 3), (10, 4)), seed=1))
 
 def _ids(cases: list[Case]) -> list[str]:
     return [c.id for c in cases]
+
+
+@pytest.fixture(autouse=True, params=["compiled", "numpy"])
+def solver_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test here runs on both implementations of the non-negative QP: the compiled
+    kernel and the NumPy reference (tests/test_solver_backends.py checks that the kernel
+    is built, and that the two agree)."""
+    if request.param == "numpy":
+        monkeypatch.setattr(_backend, "KERNEL", None)
+    return str(request.param)
 
 
 # ------------------------------------------------------------------ method properties

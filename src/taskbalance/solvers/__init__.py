@@ -1,10 +1,12 @@
 r"""Small exact solvers for gradient balancing: no cvxpy, scipy or quadprog.
 
 Everything here works on a task Gramian :math:`M = G G^\top` (K × K, K tasks). One
-implementation per algorithm, in float64 NumPy on the host whatever the Gramian's
-device and dtype (:mod:`~taskbalance.solvers._backend`: one copy of K² numbers to the
-host, K back), each terminating by construction and certified by its optimality
-conditions before it returns; a failed certificate raises :class:`SolverError`.
+algorithm per problem, in float64 on the host whatever the Gramian's device and dtype
+(:mod:`~taskbalance.solvers._backend`: one copy of K² numbers to the host, K back),
+each terminating by construction and certified by its optimality conditions before it
+returns; a failed certificate raises :class:`SolverError`. The non-negative QP runs in
+a small compiled kernel when it was built at install time, else in its NumPy reference
+implementation (:func:`backend` says which).
 
 * :func:`project_simplex`: Euclidean projection onto the probability simplex.
 * :func:`nonneg_qp`: :math:`\min_x \tfrac12 x^\top A x + b^\top x` s.t. :math:`x \ge 0`
@@ -24,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 from torch import Tensor
 
-from ._backend import TOL, SolverError, from_host, to_host
+from ._backend import TOL, SolverError, backend, from_host, to_host
 from .active_set import qp_residual as _qp_residual
 from .active_set import solve_qp
 from .bargaining import bargaining_weights
@@ -35,6 +37,7 @@ from .priority import priority_weights
 
 __all__ = [
     "SolverError",
+    "backend",
     "project_simplex",
     "nonneg_qp",
     "qp_residual",

@@ -17,15 +17,22 @@ general strictly convex objective), which terminates by construction: the object
 strictly decreases from one face's minimiser to the next, so no face is visited twice
 and there are finitely many faces. Every solution is then certified by its KKT
 residual; a failed certificate raises :class:`SolverError`, it is never returned.
+
+This module is the NumPy reference implementation. Without the simplex, :func:`solve_qp`
+hands the batch to the compiled kernel (``_qpkernel.c``: the same two methods, one
+problem at a time, each face system by Gaussian elimination with partial pivoting) when
+:mod:`~taskbalance.solvers._backend` has one, and certifies its answer here the same way.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from types import ModuleType
 from typing import NamedTuple
 
 import numpy as np
 
+from . import _backend
 from ._backend import TOL, Array, Mask, SolverError
 
 __all__ = ["QPResult", "solve_qp", "qp_residual", "primal_active_set", "Face", "vertex"]
@@ -220,6 +227,8 @@ def solve_qp(a: Array, b: Array, simplex: bool = False, tol: float = TOL) -> QPR
     """
     k = b.shape[-1]
     iters = min(k + 5, PDAS_ITERATIONS)
+    if _backend.KERNEL is not None and not simplex:
+        return _certified(a, b, _kernel_solve(_backend.KERNEL, a, b, iters), simplex, tol)
     if b.ndim == 1 and a.ndim == 2 and not simplex:
         x1, settled1 = _pdas_one(a, b, iters)
         if not settled1:
@@ -245,6 +254,19 @@ def solve_qp(a: Array, b: Array, simplex: bool = False, tol: float = TOL) -> QPR
     for i in zip(*np.nonzero(~settled)):
         x[i] = _qp_primal(a if a.ndim == 2 else a[i], b[i], simplex, x[i])
     return _certified(a, b, x, simplex, tol)
+
+
+def _kernel_solve(kernel: ModuleType, a: Array, b: Array, iters: int) -> Array:
+    """The compiled kernel's solution of the batch (the same algorithm as the NumPy
+    path above, one problem at a time); a problem it could not solve is NaN."""
+    k = b.shape[-1]
+    shared = a.ndim == 2
+    b2 = np.ascontiguousarray(b, dtype=np.float64).reshape(-1, k)
+    a2 = np.ascontiguousarray(a if shared else np.broadcast_to(a, (*b.shape[:-1], k, k)), dtype=np.float64)
+    x = np.zeros(b2.shape)
+    kernel.solve(a2, b2, x, b2.shape[0], k, iters, shared)
+    out: Array = x.reshape(b.shape)
+    return out
 
 
 def _certified(a: Array, b: Array, x: Array, simplex: bool, tol: float) -> QPResult:

@@ -1,0 +1,197 @@
+"""The two implementations of the non-negative QP: the compiled kernel (_qpkernel.c) and
+the NumPy reference (solvers/active_set.py).
+
+The QPs are strictly convex, so each has one solution: on every matrix family, scale and
+size, and on random problems from hypothesis, both implementations must pass the same
+KKT certificate and agree. The kernel must be built wherever the tests run (CI builds it
+from the C source at install time), and a problem it cannot solve must come back as NaN
+and fail the certificate loudly.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from taskbalance import solvers
+from taskbalance.solvers import _backend, active_set
+from taskbalance.solvers._backend import regularised
+
+from .properties import Case, matrices, scaled
+
+CASES = matrices(sizes=((1, 5), (3, 7), (5, 3), (10, 4), (10, 30), (17, 9), (40, 60)), seed=3)
+SCALED = scaled(matrices(sizes=((3, 7), (10, 4), (20, 30)), seed=4))
+
+
+def _kernel() -> object:
+    if _backend.KERNEL is None:
+        pytest.fail("the compiled QP kernel is not built here")
+    return _backend.KERNEL
+
+
+def _both(a: np.ndarray, b: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> tuple[np.ndarray, np.ndarray]:
+    """The certified solutions of the compiled kernel and of the NumPy reference."""
+    kernel = _kernel()
+    compiled = active_set.solve_qp(a, b)
+    with monkeypatch.context() as m:
+        m.setattr(_backend, "KERNEL", None)
+        reference = active_set.solve_qp(a, b)
+    assert _backend.KERNEL is kernel
+    return compiled.x, reference.x
+
+
+def _agree(x: np.ndarray, y: np.ndarray, a: np.ndarray) -> None:
+    """The two solutions agree to the problem's conditioning: ‖x − y‖ in A's norm (the
+    error a KKT residual of 1e-9 allows) and entry-wise relative to the largest entry."""
+    d = x - y
+    energy = np.einsum("...i,ij,...j->...", d, a, d)
+    scale = max(1.0, float(np.abs(x).max(initial=0.0)))
+    assert float(np.max(energy, initial=0.0)) <= 1e-12 * scale**2
+    cond = float(np.linalg.cond(a).max())
+    assert float(np.abs(d).max(initial=0.0)) <= 1e-9 * cond * scale
+
+
+def test_the_compiled_kernel_is_built_here() -> None:
+    """CI installs the package from source with a C compiler: the kernel must be there,
+    or every speed figure in the README would be the NumPy reference's."""
+    if os.environ.get("TASKBALANCE_SOLVERS", "").lower() == "numpy":
+        pytest.fail("TASKBALANCE_SOLVERS=numpy is set: unset it to test the compiled kernel")
+    assert solvers.backend() == "compiled"
+
+
+@pytest.mark.parametrize("case", CASES + SCALED, ids=[c.id for c in CASES + SCALED])
+def test_kernel_and_reference_agree_on_upgrads_projections(
+    case: Case, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """UPGrad's K projections (one shared A, a batch of b) and MGDA's min-norm problem."""
+    jac = case.jac
+    k = jac.shape[0]
+    a = regularised((jac @ jac.T).numpy(), 1e-4)
+    for b in ((a * np.linspace(0.5, 1.5, k)).T, -np.ones(k)):
+        x, y = _both(a, b, monkeypatch)
+        _agree(x, y, a)
+
+
+def test_kernel_and_reference_agree_on_a_batch_of_matrices(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One A per problem (a batch of Gramians), with extra leading dimensions."""
+    g = torch.Generator().manual_seed(5)
+    jac = torch.randn(2, 3, 6, 4, generator=g, dtype=torch.float64)
+    a = regularised((jac @ jac.mT).numpy(), 1e-6)
+    b = torch.randn(2, 3, 6, generator=g, dtype=torch.float64).numpy()
+    x, y = _both(a, b, monkeypatch)
+    assert x.shape == b.shape
+    for i in np.ndindex(2, 3):
+        _agree(x[i], y[i], a[i])
+
+
+@st.composite
+def _problems(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray]:
+    k = draw(st.integers(1, 24))
+    n = draw(st.integers(1, 24))
+    seed = draw(st.integers(0, 2**32 - 1))
+    reg = draw(st.sampled_from([1e-12, 1e-8, 1e-4, 1e-1]))
+    rng = np.random.default_rng(seed)
+    jac = rng.normal(size=(k, n)) * rng.choice([0.0, 1e-6, 1.0, 1e6], size=(k, 1))
+    if k > 1 and draw(st.booleans()):
+        jac[-1] = -draw(st.floats(0.1, 10.0)) * jac[0]  # an opposite row
+    a = regularised(jac @ jac.T, reg)
+    b = rng.normal(size=(draw(st.integers(1, 6)), k)) * 10.0 ** draw(st.integers(-6, 6))
+    return a, b
+
+
+@settings(max_examples=300, deadline=None)
+@given(_problems())
+def test_kernel_solutions_are_certified_on_random_problems(problem: tuple[np.ndarray, np.ndarray]) -> None:
+    """Ranks, scales, opposite rows and regularisations drawn at random: every kernel
+    solution passes the KKT certificate (solve_qp raises otherwise) and is ≥ 0."""
+    _kernel()
+    a, b = problem
+    res = active_set.solve_qp(a, b)
+    assert res.residual <= 1e-9
+    assert bool((res.x >= 0).all())
+    assert float(active_set.qp_residual(a, b, res.x).max()) <= 1e-9
+
+
+def test_kernel_finishes_the_problems_its_primal_dual_iteration_cycles_on() -> None:
+    """The family where the primal-dual active set cycles: the kernel's primal active set
+    finishes those problems, and each solution is certified."""
+    kernel = _kernel()
+    g = torch.Generator().manual_seed(0)
+    unsettled = 0
+    for _ in range(200):
+        j = torch.randn(10, 4, generator=g, dtype=torch.float64)
+        a = regularised((j @ j.T).numpy(), 0.0)
+        b = a.T.copy()  # UPGrad's ten projections
+        _, _, settled = active_set._pdas(a, b, False, 15)
+        unsettled += int((~settled).sum())
+        x = np.zeros_like(b)
+        assert kernel.solve(a, b, x, 10, 10, 15, True) == 0  # type: ignore[attr-defined]
+        assert float(active_set.qp_residual(a, b, x).max()) <= 1e-9
+    assert unsettled > 0  # the family does exercise the primal finish
+
+
+def test_kernel_primal_alone_from_any_start() -> None:
+    """``iters = 0``: the primal active set from the given (possibly infeasible) start."""
+    kernel = _kernel()
+    rng = np.random.default_rng(1)
+    j = rng.normal(size=(8, 3))
+    a = regularised(j @ j.T, 1e-6)
+    b = rng.normal(size=(5, 8))
+    for start in (np.zeros((5, 8)), rng.normal(size=(5, 8)), np.full((5, 8), np.nan)):
+        x = np.ascontiguousarray(start)
+        assert kernel.solve(a, b, x, 5, 8, 0, True) == 0  # type: ignore[attr-defined]
+        assert float(active_set.qp_residual(a, b, x).max()) <= 1e-9
+
+
+def test_a_problem_the_kernel_cannot_solve_fails_the_certificate_loudly() -> None:
+    """A singular face system (A = 0 is outside the contract) comes back as NaN, and
+    solve_qp raises instead of returning it."""
+    kernel = _kernel()
+    a, b = np.zeros((3, 3)), -np.ones((2, 3))
+    x = np.zeros((2, 3))
+    assert kernel.solve(a, b, x, 2, 3, 5, True) == 2  # type: ignore[attr-defined]
+    assert bool(np.isnan(x).all())
+    with pytest.raises(solvers.SolverError, match="certificate"):
+        active_set.solve_qp(a, b)
+
+
+def test_kernel_refuses_buffers_of_the_wrong_size() -> None:
+    kernel = _kernel()
+    a, b, x = np.eye(3), np.ones((2, 3)), np.zeros((2, 3))
+    with pytest.raises(ValueError, match="buffer sizes"):
+        kernel.solve(a, b, x, 2, 4, 5, True)  # type: ignore[attr-defined]
+    with pytest.raises(ValueError, match="buffer sizes"):
+        kernel.solve(a, b, x, 2, 3, 5, False)  # type: ignore[attr-defined]
+    with pytest.raises(TypeError):
+        kernel.solve(a, b, b.copy().T, 2, 3, 5, True)  # type: ignore[attr-defined]  # not contiguous
+
+
+def test_the_environment_variable_chooses_the_backend(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TASKBALANCE_SOLVERS", "numpy")
+    assert _backend._load_kernel() is None
+    monkeypatch.setenv("TASKBALANCE_SOLVERS", "compiled")
+    assert _backend._load_kernel() is not None
+    monkeypatch.setenv("TASKBALANCE_SOLVERS", "fortran")
+    with pytest.raises(ValueError, match="TASKBALANCE_SOLVERS='fortran'"):
+        _backend._load_kernel()
+    monkeypatch.delenv("TASKBALANCE_SOLVERS")
+    assert _backend._load_kernel() is not None
+
+
+def test_without_the_kernel_numpy_runs_and_compiled_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An install without a C compiler: the NumPy reference, unless the compiled kernel
+    was asked for, which is then refused with the fix."""
+    monkeypatch.setitem(sys.modules, "taskbalance.solvers._qpkernel", None)  # import fails
+    monkeypatch.delenv("TASKBALANCE_SOLVERS", raising=False)
+    assert _backend._load_kernel() is None
+    monkeypatch.setenv("TASKBALANCE_SOLVERS", "compiled")
+    with pytest.raises(ImportError, match="reinstall taskbalance with a C compiler"):
+        _backend._load_kernel()
+    monkeypatch.setattr(_backend, "KERNEL", None)
+    assert solvers.backend() == "numpy"
