@@ -208,3 +208,27 @@ def test_the_readme_claims_on_parameter_mode_hold_in_the_memory_run() -> None:
         assert time <= min(gram_time, jac_time), f"{where}: step {time} slower than TorchJD's"
     for method in ("upgrad", "mgda"):
         assert rows[("mlp", "10", "tb features", method)][1] <= 1.5
+
+
+def _solver_rows() -> dict[tuple[str, str], float]:
+    """Section (b) of the committed gradient results: (method, size) -> worst speed-up."""
+    results = (ROOT / "benchmarks" / "results" / "gradient.md").read_text()
+    section = results[results.index("(b) solvers") : results.index("(c) full training step")]
+    row = re.compile(r"^\| ([a-z-]+) \| (\d+x\d+) \| [a-z-]+ \| [0-9.]+ \| [0-9.]+ \| ([0-9.]+)x \|", re.M)
+    return {(name, size): float(worst) for name, size, worst in row.findall(section)}
+
+
+def test_the_readme_claims_on_solver_speed_hold_in_the_results_file() -> None:
+    """The README's sentence after the solver table (issue 11's acceptance): every Gramian
+    method at least as fast as TorchJD on its worst family at every size, Nash-MTL and
+    CAGrad at least 5× faster."""
+    rows = _solver_rows()
+    methods = {"mgda", "upgrad", "cagrad", "nash-mtl", "fairgrad", "imtl-g", "aligned-mtl"}
+    assert {name for name, _ in rows} == methods and len(rows) == 4 * len(methods)
+    for (name, size), worst in sorted(rows.items()):
+        assert worst >= 1.0, f"{name} at {size}: {worst}x TorchJD's speed on its worst family"
+        if name in ("nash-mtl", "cagrad"):
+            assert worst >= 5.0, f"{name} at {size}: only {worst}x faster than TorchJD"
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    assert "every Gramian method is at least as fast as TorchJD on its worst family at every size" in readme
+    assert "Nash-MTL and CAGrad are at least 5× faster" in readme
