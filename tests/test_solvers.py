@@ -162,6 +162,24 @@ def test_primal_active_set_cannot_cycle_where_the_primal_dual_one_does() -> None
     assert unsettled > 0  # the family does exercise the fallback
 
 
+@pytest.mark.parametrize("b", [[-1.0, -5e-324], [[-1.0, -5e-324]]], ids=["one", "batch"])
+def test_a_coordinate_freed_at_rounding_level_does_not_stop_the_primal(b: list[float]) -> None:
+    """The second coordinate's gradient is negative only at rounding level: freed, its
+    face's minimiser puts it at exactly 0, and the primal active set must fix it again
+    rather than give up (the kernel returned NaN here, the reference raised)."""
+    res = active_set.solve_qp(np.diag([1.0, 4.0]), np.array(b))
+    np.testing.assert_allclose(res.x.reshape(-1), [1.0, 0.0])
+
+
+def test_upgrad_with_pairs_of_opposite_tasks_and_no_regularisation() -> None:
+    """A review's reproducer: two pairs of opposite tasks, reg = 0 (1e-12)."""
+    rng = np.random.default_rng(9)
+    j = rng.normal(size=(4, 2))
+    j[2:] = -2.0 * j[:2]
+    w = solvers.upgrad_weights(torch.tensor(j @ j.T), torch.ones(4, dtype=F64), reg=0.0)
+    torch.testing.assert_close(w, torch.tensor([3.0, 3.0, 1.5, 1.5], dtype=F64), rtol=1e-6, atol=0)
+
+
 def test_a_failed_certificate_raises() -> None:
     a = np.eye(2)
     with pytest.raises(solvers.SolverError, match="certificate"):

@@ -194,8 +194,10 @@ static int primal(const double *a, const double *b, double *x, Work *w) {
         w->free_[i] = x[i] > 0.0;
     }
     for (;;) {
-        /* inner loop: from feasible x, reach the minimiser of the current face; each pass
-           that does not end it fixes at least one coordinate, so k + 1 passes suffice */
+        /* inner loop: from feasible x, reach the minimiser of the current face. A free
+           coordinate whose target is not > 0 blocks the step (at once if it is already
+           0), so each pass that does not end the loop fixes at least one coordinate and
+           k + 1 passes suffice */
         int reached = 0;
         for (Py_ssize_t pass = 0; pass <= k && !reached; pass++) {
             if (face(a, b, w->free_, w->target, w)) return -1;
@@ -210,21 +212,21 @@ static int primal(const double *a, const double *b, double *x, Work *w) {
             double t = 1.0;
             int any = 0;
             for (Py_ssize_t i = 0; i < k; i++) {
+                if (!w->free_[i] || w->target[i] > 0.0) continue;
+                /* leaves the orthant (NaN included); x[i] == target[i] == 0: blocks at once */
                 double step = w->target[i] - x[i];
-                if (w->free_[i] && step < 0.0) {
-                    double ratio = x[i] / -step;
-                    if (ratio < t) t = ratio;
-                    any = 1;
-                }
+                double ratio = step < 0.0 ? x[i] / -step : 0.0;
+                if (ratio < t) t = ratio;
+                any = 1;
             }
-            if (!any) return -1; /* cannot happen: a face minimiser outside x >= 0 */
+            if (!any) return -1; /* cannot happen: not inside means some free target <= 0 */
             for (Py_ssize_t i = 0; i < k; i++) {
                 if (!w->free_[i]) {
                     x[i] = 0.0;
                     continue;
                 }
                 double step = w->target[i] - x[i];
-                int hit = step < 0.0 && x[i] / -step <= t;
+                int hit = !(w->target[i] > 0.0) && (step < 0.0 ? x[i] / -step : 0.0) <= t;
                 double v = x[i] + t * step;
                 x[i] = hit || !(v > 0.0) ? 0.0 : v;
                 if (hit) w->free_[i] = 0;
@@ -248,13 +250,34 @@ static int primal(const double *a, const double *b, double *x, Work *w) {
     }
 }
 
+/* A C-contiguous float64 buffer of obj into view, or -1 with TypeError. */
+static int doubles(PyObject *obj, Py_buffer *view, int writable, const char *name) {
+    int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
+    if (PyObject_GetBuffer(obj, view, flags) < 0) return -1;
+    const char *f = view->format;
+    if (view->itemsize != 8 || !f || (strcmp(f, "d") && strcmp(f, "<d") && strcmp(f, "=d"))) {
+        PyBuffer_Release(view);
+        view->obj = NULL;
+        PyErr_Format(PyExc_TypeError, "_qpkernel.solve: %s must be a C-contiguous float64 array", name);
+        return -1;
+    }
+    return 0;
+}
+
 static PyObject *solve(PyObject *self, PyObject *args) {
     (void)self;
-    Py_buffer ab, bb, xb;
+    PyObject *ao, *bo, *xo;
+    Py_buffer ab = {0}, bb = {0}, xb = {0};
     Py_ssize_t batch, k, iters;
     int shared;
-    if (!PyArg_ParseTuple(args, "y*y*w*nnnp", &ab, &bb, &xb, &batch, &k, &iters, &shared)) return NULL;
+    if (!PyArg_ParseTuple(args, "OOOnnnp", &ao, &bo, &xo, &batch, &k, &iters, &shared)) return NULL;
     PyObject *result = NULL;
+    if (doubles(ao, &ab, 0, "a") || doubles(bo, &bb, 0, "b") || doubles(xo, &xb, 1, "x")) goto done;
+    /* bound k and batch first, so that the size products below cannot overflow */
+    if (k < 1 || k > 4096 || batch < 0 || batch > PY_SSIZE_T_MAX / ((Py_ssize_t)sizeof(double) * k * k)) {
+        PyErr_SetString(PyExc_ValueError, "_qpkernel.solve: batch or k out of range");
+        goto done;
+    }
     Py_ssize_t need_a = (shared ? 1 : batch) * k * k * (Py_ssize_t)sizeof(double);
     Py_ssize_t need_b = batch * k * (Py_ssize_t)sizeof(double);
     if (k < 1 || batch < 0 || iters < 0 || ab.len != need_a || bb.len != need_b || xb.len != need_b) {

@@ -340,10 +340,14 @@ def primal_active_set(
             if not target.ray and (target.point[free] > 0).all():
                 x = np.where(free, target.point, 0.0)
                 break
-            shrink = free & (step < 0)
+            # a free coordinate whose target is not > 0 blocks the step (at once if x is
+            # already 0 there: a coordinate freed at rounding level whose target is 0); on
+            # a ray, the coordinates it decreases
+            shrink = free & ((step < 0) if target.ray else ~(target.point > 0))
             if not shrink.any():  # an unbounded ray with no blocking bound cannot occur on x >= 0
                 raise SolverError("active set: a descent ray meets no bound")
-            ratios = np.where(shrink, x / np.where(shrink, -step, 1.0), np.inf)
+            down = shrink & (step < 0)
+            ratios = np.where(shrink, np.where(down, x / np.where(down, -step, 1.0), 0.0), np.inf)
             t = float(ratios.min())
             if not target.ray:
                 t = min(t, 1.0)
