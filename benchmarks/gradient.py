@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import re
 import resource
 import statistics
 import subprocess
@@ -340,6 +341,22 @@ def main() -> None:
             f.write(text + "\n")
     if args.readme:
         copy_to_readme(text + "\n", "gradient")
+        if args.only in (None, "c"):
+            quote_on_method_pages(text)
+
+
+#: the sentence of a method page that quotes its full-step ratio from section (c)
+PAGE_SENTENCE = re.compile(r"(`benchmarks/gradient.py`\): \*\*)([0-9.]+)(×\*\* the plain sum)")
+
+
+def quote_on_method_pages(text: str) -> None:
+    """Write section (c)'s ratio of each method into its docs page's full-step sentence."""
+    section = text[text.index("(c) full training step") :]
+    for name, ratio in re.findall(r"^\| ([a-z-]+) \| ([0-9.]+) \|", section, flags=re.M):
+        page = Path(__file__).resolve().parents[1] / "docs" / "methods" / f"{name}.md"
+        if page.is_file():
+            quoted = PAGE_SENTENCE.sub(lambda m, r=ratio: m.group(1) + r + m.group(3), page.read_text())
+            page.write_text(quoted)
 
 
 if __name__ == "__main__":

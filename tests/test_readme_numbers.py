@@ -53,6 +53,7 @@ def test_readme_block_is_the_results_file(marker: str) -> None:
 
 
 def test_method_pages_quote_the_full_step_ratio_of_the_results_file() -> None:
+    """`python benchmarks/gradient.py --out benchmarks/results/gradient.md --readme` writes them."""
     results = (ROOT / "benchmarks" / "results" / "gradient.md").read_text()
     section = results[results.index("(c) full training step") :]
     ratios = dict(re.findall(r"^\| ([a-z-]+) \| ([0-9.]+) \|", section, flags=re.M))
@@ -233,5 +234,38 @@ def test_the_readme_claims_on_solver_speed_hold_in_the_results_file() -> None:
         if name in ("nash-mtl", "cagrad"):
             assert worst >= 5.0, f"{name} at {size}: only {worst}x faster than TorchJD"
     readme = " ".join((ROOT / "README.md").read_text().split())
-    assert "every Gramian method is at least as fast as TorchJD on its worst family at every size" in readme
+    claim = "Every Gramian method is at least as fast as TorchJD on its worst family at every size and scale"
+    assert claim in readme
     assert "Nash-MTL and CAGrad are at least 5× faster" in readme
+
+
+def _table(section: str) -> list[list[str]]:
+    return [
+        [cell.strip() for cell in line.strip("|").split("|")]
+        for line in section.splitlines()
+        if line.startswith("| ") and not line.startswith("| method") and not line.startswith("| model")
+    ]
+
+
+def test_the_readme_prose_on_the_gradient_tables_quotes_the_results_file() -> None:
+    """The numbers of the bullets after the gradient block: the engine's times at 10 tasks,
+    its memory range, the full step's range and its two outliers, feature mode on the CNN."""
+    results = (ROOT / "benchmarks" / "results" / "gradient.md").read_text()
+    engine = _table(results[results.index("(a) Jacobian") : results.index("(b) solvers")])
+    step = {r[0]: float(r[1]) for r in _table(results[results.index("(c) full training step") :])}
+    at = {(r[0], r[1], r[2]): r[3:] for r in engine}
+    mlp, cnn = at[("mlp", "10", "params")], at[("cnn", "10", "params")]
+    mem = [float(r[5]) for r in engine]
+    cnn_features = [float(t) for r in engine if r[0] == "cnn" and r[2] == "features" for t in r[3:5]]
+    methods = [v for k, v in step.items() if k not in ("sum", "graddrop", "trimmed-mean")]
+    expected = [
+        f"{mlp[0]} plain backwards against the loop's {mlp[1]} for the MLP at 10 tasks",
+        f"{cnn[0]} against {cnn[1]} for the CNN",
+        f"holds {min(mem):.1f}–{max(mem):.1f}× the memory of a plain backward",
+        f"step costs {min(methods):.1f}–{max(methods):.1f}× the plain sum at 3 tasks",
+        f"(GradDrop {step['graddrop']:.1f}×, TrimmedMean {step['trimmed-mean']:.1f}×",
+        f"cheap one: {min(cnn_features):.1f}–{max(cnn_features):.1f}× for the CNN",
+    ]
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    for phrase in expected:
+        assert phrase in readme, f"README should say {phrase!r} (benchmarks/results/gradient.md)"
