@@ -208,24 +208,45 @@ def test_kernel_refuses_buffers_of_the_wrong_size_or_type() -> None:
 
 def test_the_environment_variable_chooses_the_backend(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TASKBALANCE_SOLVERS", "numpy")
-    assert _backend._load_kernel() is None
-    monkeypatch.setenv("TASKBALANCE_SOLVERS", "compiled")
-    assert _backend._load_kernel() is not None
-    monkeypatch.setenv("TASKBALANCE_SOLVERS", "fortran")
-    with pytest.raises(ValueError, match="TASKBALANCE_SOLVERS='fortran'"):
-        _backend._load_kernel()
+    assert _backend._load_kernel() == (None, None, False)
+    monkeypatch.setenv("TASKBALANCE_SOLVERS", " Compiled ")
+    assert _backend._load_kernel().kernel is not None
     monkeypatch.delenv("TASKBALANCE_SOLVERS")
-    assert _backend._load_kernel() is not None
+    assert _backend._load_kernel().kernel is not None
 
 
-def test_without_the_kernel_numpy_runs_and_compiled_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    """An install without a C compiler: the NumPy reference, unless the compiled kernel
-    was asked for, which is then refused with the fix."""
+def test_a_bad_choice_is_raised_at_the_first_solve_not_at_import(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A typo in TASKBALANCE_SOLVERS must not break ``import taskbalance`` (loss-based
+    methods and the command line never solve a QP), and must fail the first solve."""
+    monkeypatch.setenv("TASKBALANCE_SOLVERS", "fortran")
+    choice = _backend._load_kernel()  # what the import does: no exception
+    assert choice.kernel is None and isinstance(choice.problem, ValueError)
+    monkeypatch.setattr(_backend, "_CHOICE", choice)
+    monkeypatch.setattr(_backend, "KERNEL", None)
+    for _ in range(2):  # every solve, not only the first
+        with pytest.raises(ValueError, match="TASKBALANCE_SOLVERS='fortran': expected 'compiled' or 'numpy'"):
+            active_set.solve_qp(np.eye(2), np.array([-1.0, 1.0]))
+    with pytest.raises(ValueError, match="TASKBALANCE_SOLVERS"):
+        solvers.backend()
+
+
+def test_without_the_kernel_numpy_runs_with_one_warning(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An install without a C compiler: the NumPy reference, with one warning at the first
+    solve that says how to get the kernel or silence it; asking for the compiled kernel is
+    refused at the first solve with the fix."""
     monkeypatch.setitem(sys.modules, "taskbalance.solvers._qpkernel", None)  # import fails
     monkeypatch.delenv("TASKBALANCE_SOLVERS", raising=False)
-    assert _backend._load_kernel() is None
-    monkeypatch.setenv("TASKBALANCE_SOLVERS", "compiled")
-    with pytest.raises(ImportError, match="reinstall taskbalance with a C compiler"):
-        _backend._load_kernel()
+    choice = _backend._load_kernel()
+    assert choice == (None, None, True)
+    monkeypatch.setattr(_backend, "_CHOICE", choice)
     monkeypatch.setattr(_backend, "KERNEL", None)
+    monkeypatch.setattr(_backend, "_warned", False)
+    with pytest.warns(UserWarning, match="set TASKBALANCE_SOLVERS=numpy to choose it and silence this"):
+        x = active_set.solve_qp(np.eye(2), np.array([-1.0, 1.0])).x
+    np.testing.assert_allclose(x, [1.0, 0.0])
+    active_set.solve_qp(np.eye(2), np.array([-1.0, 1.0]))  # once only (warnings are errors here)
     assert solvers.backend() == "numpy"
+    monkeypatch.setenv("TASKBALANCE_SOLVERS", "compiled")
+    monkeypatch.setattr(_backend, "_CHOICE", _backend._load_kernel())
+    with pytest.raises(ImportError, match="reinstall taskbalance with a C compiler"):
+        active_set.solve_qp(np.eye(2), np.array([-1.0, 1.0]))

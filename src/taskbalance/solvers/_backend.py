@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import importlib
 import os
+import warnings
 from types import ModuleType
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -35,27 +36,61 @@ Index = np.ndarray[Any, np.dtype[np.intp]]
 TOL = 1e-9
 
 
-def _load_kernel() -> ModuleType | None:
-    """The compiled QP kernel, or None (not built, or ``TASKBALANCE_SOLVERS=numpy``)."""
+class KernelChoice(NamedTuple):
+    """What ``TASKBALANCE_SOLVERS`` and the install give the QP solver."""
+
+    kernel: ModuleType | None  #: the compiled kernel, or None for the NumPy reference
+    problem: Exception | None  #: a configuration error, raised at the first solve
+    skipped: bool  #: not built and not asked for: a warning at the first solve
+
+
+def _load_kernel() -> KernelChoice:
+    """Read ``TASKBALANCE_SOLVERS`` and import the kernel. Nothing is raised here, at
+    import time: a loss-based method or the command line never solves a QP, so a
+    configuration error waits for the first solve."""
     choice = os.environ.get("TASKBALANCE_SOLVERS", "").strip().lower()
     if choice not in ("", "compiled", "numpy"):
-        raise ValueError(f"TASKBALANCE_SOLVERS={choice!r}: expected 'compiled' or 'numpy' (or unset)")
+        bad = ValueError(f"TASKBALANCE_SOLVERS={choice!r}: expected 'compiled' or 'numpy' (or unset it)")
+        return KernelChoice(None, bad, False)
     if choice == "numpy":
-        return None
+        return KernelChoice(None, None, False)
     try:
         kernel = importlib.import_module("._qpkernel", __package__)
     except ImportError:
         if choice == "compiled":
-            raise ImportError(
+            missing = ImportError(
                 "TASKBALANCE_SOLVERS=compiled, but taskbalance.solvers._qpkernel was not built: "
-                "reinstall taskbalance with a C compiler available"
-            ) from None
-        return None
-    return kernel
+                "reinstall taskbalance with a C compiler available (pip install -v shows why it failed)"
+            )
+            return KernelChoice(None, missing, False)
+        return KernelChoice(None, None, True)
+    return KernelChoice(kernel, None, False)
 
+
+_CHOICE = _load_kernel()
+_warned = False
 
 #: the compiled QP kernel when it is built and chosen, else None (the NumPy reference)
-KERNEL: ModuleType | None = _load_kernel()
+KERNEL: ModuleType | None = _CHOICE.kernel
+
+
+def qp_kernel() -> ModuleType | None:
+    """The kernel the QP solver uses now (None: the NumPy reference). Raises the
+    configuration error of a bad ``TASKBALANCE_SOLVERS``, and warns once when the kernel
+    was not built and nobody chose the NumPy reference."""
+    global _warned
+    if _CHOICE.problem is not None:
+        raise type(_CHOICE.problem)(*_CHOICE.problem.args)
+    if KERNEL is None and _CHOICE.skipped and not _warned:
+        _warned = True
+        warnings.warn(
+            "taskbalance: the compiled QP kernel was not built (no C compiler at install time), so "
+            "the slower NumPy reference solves the QPs; reinstall with a C compiler, or set "
+            "TASKBALANCE_SOLVERS=numpy to choose it and silence this",
+            UserWarning,
+            stacklevel=3,
+        )
+    return KERNEL
 
 
 def backend() -> str:
@@ -65,7 +100,7 @@ def backend() -> str:
         >>> backend() in ("compiled", "numpy")
         True
     """
-    return "compiled" if KERNEL is not None else "numpy"
+    return "compiled" if qp_kernel() is not None else "numpy"
 
 
 class SolverError(RuntimeError):

@@ -227,8 +227,9 @@ def solve_qp(a: Array, b: Array, simplex: bool = False, tol: float = TOL) -> QPR
     """
     k = b.shape[-1]
     iters = min(k + 5, PDAS_ITERATIONS)
-    if _backend.KERNEL is not None and not simplex:
-        return _certified(a, b, _kernel_solve(_backend.KERNEL, a, b, iters), simplex, tol)
+    kernel = _backend.qp_kernel()
+    if kernel is not None and not simplex:
+        return _certified(a, b, _kernel_solve(kernel, a, b, iters), simplex, tol)
     if b.ndim == 1 and a.ndim == 2 and not simplex:
         x1, settled1 = _pdas_one(a, b, iters)
         if not settled1:
