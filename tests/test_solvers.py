@@ -11,11 +11,14 @@ solvers are pinned at the end (CAGrad's and Nash-MTL's own are in tests/methods/
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import numpy as np
 import pytest
 import torch
+from torch import Tensor
 
+import taskbalance as tb
 from taskbalance import solvers
 from taskbalance.solvers import _backend, active_set
 from taskbalance.solvers._backend import regularised
@@ -272,3 +275,166 @@ def test_half_precision_rank_deficient_is_finite(name: str, dtype: torch.dtype) 
     jac = torch.tensor([[1.0, 2.0], [-1.0, -2.0]], dtype=dtype)
     d, w = aggregate(name, jac)
     assert d.dtype == dtype and bool(torch.isfinite(d).all()) and bool(torch.isfinite(w).all())
+
+
+# ------------------------------------------------------------ fuzzing the public API
+def test_upgrad_weights_of_a_batch_of_gramians_are_each_gramians_weights() -> None:
+    """A (B, K, K) batch used to be transposed whole: garbage on the kernel when B = K."""
+    g = torch.Generator().manual_seed(0)
+    jac = torch.randn(3, 3, 5, generator=g, dtype=F64)
+    grams = jac @ jac.mT
+    p = torch.full((3,), 1 / 3, dtype=F64)
+    batched = solvers.upgrad_weights(grams, p)
+    for i in range(3):
+        torch.testing.assert_close(batched[i], solvers.upgrad_weights(grams[i], p), rtol=1e-9, atol=1e-12)
+    with pytest.raises(ValueError, match="pref must be one"):
+        solvers.upgrad_weights(grams[0], torch.ones(3, 3, dtype=F64))
+
+
+def test_dual_cone_weights_broadcast_one_gramian_over_a_batch_of_u() -> None:
+    g = torch.Generator().manual_seed(1)
+    jac = torch.randn(4, 6, generator=g, dtype=F64)
+    m = jac @ jac.T
+    u = torch.rand(5, 4, generator=g, dtype=F64)
+    torch.testing.assert_close(solvers.dual_cone_weights(m[None], u), solvers.dual_cone_weights(m, u))
+
+
+@pytest.mark.parametrize("scale", [1e-20, 1e-8, 1.0, 1e20])
+def test_the_simplex_qp_does_not_depend_on_a_common_scale(scale: float) -> None:
+    """Σx = 1 has no units: its residual used to be divided by the size of A and b, so a
+    small scale failed the certificate and a large one hid an infeasible answer."""
+    a = torch.tensor([[108.0, -106, -54], [-106, 117, 34], [-54, 34, 71]], dtype=F64)
+    b = torch.tensor([-6.0, -3, 8], dtype=F64)
+    x = solvers.nonneg_qp(scale * a, scale * b, simplex=True)
+    torch.testing.assert_close(x, solvers.nonneg_qp(a, b, simplex=True), rtol=1e-9, atol=1e-12)
+    assert abs(float(x.sum()) - 1.0) <= 1e-12
+
+
+def test_qp_residual_sees_an_infeasible_simplex_point_at_any_scale() -> None:
+    a, b = 1e20 * torch.eye(2, dtype=F64), -1e20 * torch.tensor([0.5, 0.5], dtype=F64)
+    assert solvers.qp_residual(a, b, torch.tensor([0.5005, 0.5005], dtype=F64), simplex=True) >= 9e-4
+
+
+@pytest.mark.parametrize(
+    ("matrix", "match"),
+    [
+        ([[1.0, 1.0], [-1.0, 1.0]], "not symmetric"),
+        ([[1.0, 0.0], [0.0, -0.5]], "negative diagonal"),
+        ([[1.0, 2.0], [2.0, 1.0]], "exceeds"),
+    ],
+)
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda m: solvers.min_norm_weights(m),
+        lambda m: solvers.upgrad_weights(m, torch.ones(2, dtype=F64)),
+        lambda m: solvers.dual_cone_weights(m, torch.ones(2, dtype=F64)),
+        lambda m: solvers.cagrad_weights(m, c=0.4),
+        lambda m: solvers.bargaining_weights(m),
+        lambda m: solvers.priority_weights(m, torch.zeros(1, dtype=F64)),
+    ],
+    ids=["min_norm", "upgrad", "dual_cone", "cagrad", "bargaining", "priority"],
+)
+def test_a_matrix_that_is_not_a_gramian_is_refused(
+    matrix: list[list[float]], match: str, call: Callable[[Tensor], Tensor]
+) -> None:
+    """These used to return a saddle point, the maximiser, or a TypeError from a complex
+    square root."""
+    with pytest.raises(ValueError, match=match):
+        call(torch.tensor(matrix, dtype=F64))
+
+
+def test_nonneg_qp_refuses_what_is_not_its_problem() -> None:
+    eye = torch.eye(2, dtype=F64)
+    b = torch.tensor([-1.0, -1.0], dtype=F64)
+    with pytest.raises(ValueError, match="not symmetric"):
+        solvers.nonneg_qp(torch.tensor([[1.0, 1.0], [-1.0, 1.0]], dtype=F64), b)
+    with pytest.raises(ValueError, match="not positive definite"):
+        solvers.nonneg_qp(torch.tensor([[1.0, 2.0], [2.0, 1.0]], dtype=F64), b)
+    with pytest.raises(ValueError, match="not positive definite"):
+        solvers.nonneg_qp(torch.ones(2, 2, dtype=F64), b)
+    with pytest.raises(ValueError, match="a batch of A must have b's batch shape"):
+        solvers.nonneg_qp(eye.expand(2, 2, 2), torch.ones(3, 2, dtype=F64))
+
+
+def test_non_finite_weight_vectors_are_refused() -> None:
+    m = torch.eye(3, dtype=F64)
+    with pytest.raises(ValueError, match="u has NaN"):
+        solvers.dual_cone_weights(m, torch.tensor([float("nan"), 0.3, 0.3], dtype=F64))
+    with pytest.raises(ValueError, match="pref has NaN"):
+        solvers.upgrad_weights(m, torch.tensor([float("inf"), 0.3, 0.3], dtype=F64))
+    with pytest.raises(ValueError, match="taus has NaN"):
+        solvers.priority_weights(m, torch.tensor([float("nan"), 0.1], dtype=F64))
+    with pytest.raises(ValueError, match="u must have K = 3"):
+        solvers.dual_cone_weights(m, torch.ones(4, dtype=F64))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=str)
+def test_gramians_formed_in_low_precision_are_solved(dtype: torch.dtype) -> None:
+    """A rank-deficient Gramian formed in float32 is indefinite by about K·eps·tr M, far
+    beyond a 1e-12 regularisation: 155 of 200 such MGDA solves used to raise SolverError.
+    The solvers now regularise by 2·K·eps of the Gramian's dtype."""
+    g = torch.Generator().manual_seed(0)
+    for _ in range(40):
+        jac = torch.randn(8, 3, generator=g).to(dtype)
+        m = jac @ jac.T
+        w = solvers.min_norm_weights(m)
+        assert bool(torch.isfinite(w).all()) and abs(float(w.sum()) - 1) < 1e-3
+        solvers.upgrad_weights(m, torch.ones(8, dtype=dtype), reg=0.0)
+        solvers.priority_weights(m, torch.zeros(7, dtype=dtype))
+        solvers.bargaining_weights(m)
+        if dtype == torch.float32:  # the answer is the float64 one to float32's precision
+            exact = solvers.min_norm_weights(jac.double() @ jac.double().T)
+            d, d64 = w.double() @ jac.double(), exact @ jac.double()
+            assert float((d - d64).norm()) <= 1e-3 * float(jac.double().norm(dim=1).max())
+
+
+def test_reference_solves_ill_conditioned_batches_of_more_than_16_tasks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Shared A, K = 17, condition 1e5: the reference's A⁻¹ path used to miss the
+    certificate (the kernel did not)."""
+    monkeypatch.setattr(_backend, "KERNEL", None)
+    rng = np.random.default_rng(3)
+    k = 17
+    q, _ = np.linalg.qr(rng.standard_normal((k, k)))
+    a = (q * np.logspace(0, -5, k)) @ q.T
+    a = (a + a.T) / 2
+    x = rng.uniform(0, 1, (2, k)) * (rng.random((2, k)) < 0.7)
+    b = (x == 0) * rng.uniform(0, 1, (2, k)) - x @ a
+    assert active_set.solve_qp(a, b).residual <= 1e-9
+
+
+def test_problems_beyond_the_kernels_size_go_to_the_reference(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Refusing:
+        def solve(self, *_: object) -> int:
+            raise AssertionError("the kernel was called beyond its size")
+
+    if _backend.KERNEL is not None:
+        monkeypatch.setattr(_backend, "KERNEL", Refusing())
+    monkeypatch.setattr(active_set, "KERNEL_MAX_TASKS", 3)
+    assert active_set.solve_qp(np.eye(4), -np.ones(4)).residual <= 1e-9
+
+
+def test_a_singular_matrix_fails_the_solve_loudly_on_both_backends() -> None:
+    with pytest.raises(solvers.SolverError):
+        active_set.solve_qp(np.ones((2, 2)), np.array([-1.0, -1.0]))
+
+
+@pytest.mark.parametrize("name", ["pcd", "cr-mogm", "gradvac", "nash-mtl", "db-mtl", "moco"])
+def test_a_non_finite_jacobian_is_refused_before_any_state_changes(name: str) -> None:
+    """PCD fed one NaN gradient used to keep a NaN moving average, and ignore that task,
+    for the rest of training: every Gramian method now refuses a non-finite Gramian before
+    its state takes it in."""
+    balancer = tb.create(name, tasks=2)
+    good = torch.tensor([[1.0, 0.0], [-1.0, 1.0]], dtype=F64)
+    balancer.aggregate(good)  # type: ignore[attr-defined]
+    before = {k: v.clone() if isinstance(v, Tensor) else v for k, v in balancer.state_dict().items()}
+    with pytest.raises(ValueError, match="NaN or inf"):
+        balancer.aggregate(torch.tensor([[1.0, float("nan")], [0.0, 1.0]], dtype=F64))  # type: ignore[attr-defined]
+    after = balancer.state_dict()
+    for key, value in before.items():
+        if isinstance(value, Tensor):
+            assert torch.equal(value, after[key]), f"{name}: state {key!r} changed"
+    _, w = balancer.aggregate(good)  # type: ignore[attr-defined]
+    assert bool(torch.isfinite(w).all())

@@ -297,6 +297,7 @@ class GradientBalancer(Balancer):
             weights = None
         else:
             assert isinstance(self, GramianBalancer)
+            _check_finite(self, gram)
             weights = self._weights(gram, values.detach().to(torch.float64), step)
         own = self._own_leaves()
         heads = [t for t in task_leaves(objectives, inputs) if id(t) not in own]
@@ -353,6 +354,11 @@ class GradientBalancer(Balancer):
         aggregated in float32 and its direction returned in its own dtype (recorded as
         ``step.jac_dtype``, the precision its entries really have)."""
         step.jac_dtype = jac.dtype
+        if self.check and not bool(torch.isfinite(jac).all()):  # before any state takes it in
+            raise ValueError(
+                f"{type(self).__name__}: the task gradients have NaN or inf entries; check the task "
+                "gradients, or use a GradScaler step that skips such steps"
+            )
         return in_float32(jac, lambda j: self._aggregate(j, losses, step))
 
     def _aggregate_sharded(
@@ -512,6 +518,7 @@ class GramianBalancer(GradientBalancer):
         self, gramian: Tensor, jac: Tensor, losses: Tensor, step: Step
     ) -> tuple[Tensor, Tensor]:
         """``(w @ jac, w)`` with the method's weights ``w`` for ``gramian``."""
+        _check_finite(self, gramian)
         w = self._weights(gramian, losses.to(torch.float64), step).to(jac.dtype)
         return w @ jac, w
 
@@ -528,6 +535,17 @@ class GramianBalancer(GradientBalancer):
             return None
         step.jac_dtype = jac.dtype
         return in_float32(jac, lambda j: self._from_gramian(gramian, j, losses, step))
+
+
+def _check_finite(balancer: Balancer, gramian: Tensor) -> None:
+    """Refuse a Gramian with NaN or inf entries before a method's state takes it in (a
+    moving average fed one NaN would stay NaN for the rest of training); with
+    ``check=False`` the solvers still refuse it, after the state update."""
+    if balancer.check and not bool(torch.isfinite(gramian).all()):
+        raise ValueError(
+            f"{type(balancer).__name__}: the task gradients have NaN or inf entries (their Gramian is not "
+            "finite); check the task gradients, or use a GradScaler step that skips such steps"
+        )
 
 
 def _gramian(jac: Tensor) -> Tensor:

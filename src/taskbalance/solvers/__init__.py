@@ -67,10 +67,21 @@ def nonneg_qp(a: Tensor, b: Tensor, simplex: bool = False, tol: float = TOL) -> 
         tensor([1., 0.], dtype=torch.float64)
     """
     a_h, b_h = to_host(a), to_host(b)
-    if a_h.shape[-1] != b_h.shape[-1] or a_h.shape[-1] != a_h.shape[-2]:
-        raise ValueError(f"nonneg_qp: A {tuple(a.shape)} and b {tuple(b.shape)} do not match")
+    shapes = f"A {tuple(a.shape)} and b {tuple(b.shape)}"
+    if a_h.ndim < 2 or b_h.ndim < 1 or a_h.shape[-1] != b_h.shape[-1] or a_h.shape[-1] != a_h.shape[-2]:
+        raise ValueError(f"nonneg_qp: {shapes} do not match: A is (..., K, K) and b is (..., K)")
+    if a_h.ndim > 2 and a_h.shape[:-2] != b_h.shape[:-1]:
+        raise ValueError(f"nonneg_qp: {shapes}: a batch of A must have b's batch shape, or pass one A")
     if not (np.isfinite(a_h).all() and np.isfinite(b_h).all()):
         raise ValueError("nonneg_qp: A or b has NaN or inf entries")
+    if (np.abs(a_h - np.swapaxes(a_h, -1, -2)) > 1e-12 * np.abs(a_h).max(initial=0.0)).any():
+        raise ValueError("nonneg_qp: A is not symmetric")
+    try:
+        np.linalg.cholesky(a_h)
+    except np.linalg.LinAlgError:
+        raise ValueError(
+            "nonneg_qp: A is not positive definite; for a Gramian, add a small multiple of the identity"
+        ) from None
     return from_host(solve_qp(a_h, b_h, simplex, tol).x, b)
 
 

@@ -146,9 +146,40 @@ def regularised(gramian: Array, reg: float) -> Array:
     return out
 
 
-def check_gramian(gramian: Array, name: str) -> None:
-    """Refuse a Gramian that is not square or not finite, with a one-line reason."""
+#: machine epsilon of each floating dtype a Gramian may come in (integers are exact)
+_EPS = {d: torch.finfo(d).eps for d in (torch.float64, torch.float32, torch.float16, torch.bfloat16)}
+
+
+def check_gramian(gramian: Array, name: str, dtype: torch.dtype = torch.float64) -> None:
+    """Refuse a matrix that cannot be a Gramian G Gᵀ, with a one-line reason: not square,
+    not finite, not symmetric, a negative diagonal entry, or an entry larger than
+    √(MᵢᵢMⱼⱼ) (Cauchy–Schwarz), each to 4√eps of ``dtype``, the dtype it came in."""
     if gramian.ndim < 2 or gramian.shape[-1] != gramian.shape[-2]:
         raise ValueError(f"{name}: expected a square (K, K) Gramian, got shape {gramian.shape}")
     if not np.isfinite(gramian).all():
         raise ValueError(f"{name}: the Gramian has NaN or inf entries; check the task gradients")
+    if gramian.size == 0:
+        return
+    diag = np.diagonal(gramian, axis1=-2, axis2=-1)
+    slack = 4.0 * _EPS.get(dtype, 0.0) ** 0.5 * float(np.abs(diag).max()) + 1e-300
+    fix = "pass G @ G.T of the (K, N) task gradients G"
+    if float(np.abs(gramian - np.swapaxes(gramian, -1, -2)).max()) > slack:
+        raise ValueError(f"{name}: the Gramian is not symmetric; {fix}")
+    if float(diag.min()) < -slack:
+        raise ValueError(f"{name}: the Gramian has a negative diagonal entry, so it is not G Gᵀ; {fix}")
+    root = np.sqrt(np.maximum(diag, 0.0))
+    if float((np.abs(gramian) - root[..., :, None] * root[..., None, :]).max()) > slack:
+        raise ValueError(f"{name}: an entry exceeds √(MᵢᵢMⱼⱼ), so the Gramian is not G Gᵀ; {fix}")
+
+
+def host_gramian(gramian: Tensor, name: str) -> tuple[Array, float]:
+    """``gramian`` checked (:func:`check_gramian`) on the host in float64, with the least
+    regularisation (relative to its trace) that its dtype's rounding calls for: formed in
+    float32 or half precision, a rank-deficient Gramian can be indefinite by about
+    K·eps·tr M, which 2·K·eps covers, and is symmetrised; 0 for float64."""
+    m = to_host(gramian)
+    check_gramian(m, name, gramian.dtype)
+    if gramian.dtype == torch.float64 or not gramian.dtype.is_floating_point:
+        return m, 0.0
+    sym: Array = 0.5 * (m + np.swapaxes(m, -1, -2))
+    return sym, 2.0 * m.shape[-1] * _EPS.get(gramian.dtype, torch.finfo(gramian.dtype).eps)

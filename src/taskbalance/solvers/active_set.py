@@ -41,6 +41,8 @@ __all__ = ["QPResult", "solve_qp", "qp_residual", "primal_active_set", "Face", "
 #: method settles almost every problem in under 8, and a problem it has not settled by
 #: then is usually cycling
 PDAS_ITERATIONS = 10
+#: the compiled kernel takes problems of up to this many tasks (it bounds its sizes)
+KERNEL_MAX_TASKS = 4096
 #: up to this many tasks, a batch's face systems are solved K × K (masked to identity off
 #: the face): fewer NumPy calls than gathering the smaller systems
 DENSE_MAX_TASKS = 16
@@ -75,14 +77,14 @@ def kkt_residual(grad: Array, x: Array, free: Mask, simplex: bool) -> Array:
     r"""Unscaled KKT residual of :math:`\min f(x)` s.t. :math:`x \ge 0` (and
     :math:`\mathbf 1^\top x = 1`), given :math:`\nabla f(x)` and the support ``free``:
     zero reduced gradient on the support, a non-negative one off it, x ≥ 0 and
-    x = 0 off the support (batched over leading dimensions)."""
+    x = 0 off the support (batched over leading dimensions). The simplex's own
+    feasibility, :math:`|\mathbf 1^\top x - 1|`, is the caller's to add: it has other
+    units."""
     reduced = _reduced_gradient(grad, free, simplex)
     on = np.where(free, np.abs(reduced), 0.0).max(-1)
     off = np.where(free, 0.0, np.maximum(-reduced, 0.0)).max(-1)
     primal = np.maximum(np.maximum(-x, 0.0).max(-1), np.where(free, 0.0, np.abs(x)).max(-1))
     res: Array = np.maximum(np.maximum(on, off), primal)
-    if simplex:
-        res = np.maximum(res, np.abs(x.sum(-1) - 1.0))
     return res
 
 
@@ -96,9 +98,14 @@ def _qp_scale(a: Array, b: Array, x: Array) -> Array:
 
 def qp_residual(a: Array, b: Array, x: Array, simplex: bool = False) -> Array:
     """Relative KKT residual of ``x`` for the QP ``min ½xᵀAx + bᵀx`` s.t. ``x ≥ 0``
-    (and ``Σx = 1``); the support is where ``x > 0``."""
+    (and ``Σx = 1``); the support is where ``x > 0``. The stationarity and sign
+    conditions are measured against the size of the QP's terms; ``|Σx − 1|`` has no units
+    and is taken as it is, whatever the scale of A and b."""
     grad = (a @ x[..., None])[..., 0] + b
-    return kkt_residual(grad, x, x > 0, simplex) / _qp_scale(a, b, x)
+    res: Array = kkt_residual(grad, x, x > 0, simplex) / _qp_scale(a, b, x)
+    if simplex:
+        res = np.maximum(res, np.abs(x.sum(-1) - 1.0))
+    return res
 
 
 # --------------------------------------------------------------------- the QP's faces
@@ -228,8 +235,22 @@ def solve_qp(a: Array, b: Array, simplex: bool = False, tol: float = TOL) -> QPR
     k = b.shape[-1]
     iters = min(k + 5, PDAS_ITERATIONS)
     kernel = _backend.qp_kernel()
-    if kernel is not None and not simplex:
+    if kernel is not None and not simplex and k <= KERNEL_MAX_TASKS:
         return _certified(a, b, _kernel_solve(kernel, a, b, iters), simplex, tol)
+    if simplex:  # the minimiser on the simplex does not depend on a common scale of A and b:
+        # solve at unit scale (the bordered systems mix A's units with the constraint's)
+        size = float(max(np.abs(a).max(initial=0.0), np.abs(b).max(initial=0.0)))
+        if size != 1.0 and 0.0 < size < np.inf:
+            return _certified(a, b, solve_qp(a / size, b / size, simplex, np.inf).x, simplex, tol)
+    try:
+        return _reference(a, b, simplex, tol, iters)
+    except np.linalg.LinAlgError as err:  # a singular face system: A is not positive definite
+        raise SolverError(f"QP solve failed: {err} (A must be symmetric positive definite)") from None
+
+
+def _reference(a: Array, b: Array, simplex: bool, tol: float, iters: int) -> QPResult:
+    """:func:`solve_qp` by the NumPy reference implementation."""
+    k = b.shape[-1]
     if b.ndim == 1 and a.ndim == 2 and not simplex:
         x1, settled1 = _pdas_one(a, b, iters)
         if not settled1:
@@ -242,6 +263,8 @@ def solve_qp(a: Array, b: Array, simplex: bool = False, tol: float = TOL) -> QPR
         worst = res1 / max(
             float(np.abs(a).max()) * max(1.0, float(x1.max(initial=0.0))), float(np.abs(b).max()), 1e-300
         )
+        if not np.isfinite(x1).all():  # max() above passes NaN over: refuse it here
+            worst = np.nan
         return _checked(x1, worst, tol)
     if b.ndim == 1:
         res = solve_qp(a if a.ndim == 2 else a[None], b[None], simplex, tol)
@@ -249,7 +272,7 @@ def solve_qp(a: Array, b: Array, simplex: bool = False, tol: float = TOL) -> QPR
     ainv = None
     if a.ndim == 2 and not simplex and b.shape[0] > 1 and k > DENSE_MAX_TASKS:
         ainv = np.asarray(np.linalg.inv(a), dtype=np.float64)
-        if np.abs(a).sum(0).max() * np.abs(ainv).sum(0).max() > 1e6:  # too ill-conditioned for it
+        if np.abs(a).sum(0).max() * np.abs(ainv).sum(0).max() > 1e4:  # too ill-conditioned for it
             ainv = None
     x, _, settled = _pdas(a, b, simplex, iters, ainv)
     for i in zip(*np.nonzero(~settled)):
@@ -271,8 +294,12 @@ def _kernel_solve(kernel: ModuleType, a: Array, b: Array, iters: int) -> Array:
 
 
 def _certified(a: Array, b: Array, x: Array, simplex: bool, tol: float) -> QPResult:
-    """``x`` clipped at 0 and its relative KKT residual, or :class:`SolverError`."""
+    """``x`` clipped at 0 (and scaled onto the simplex) and its relative KKT residual, or
+    :class:`SolverError`."""
     x = np.maximum(x, 0.0)
+    if simplex:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            x = x / x.sum(-1, keepdims=True)
     residual = qp_residual(a, b, x, simplex)
     return _checked(x, float(residual.max()) if residual.size else 0.0, tol)
 

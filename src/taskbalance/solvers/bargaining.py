@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from torch import Tensor
 
-from ._backend import Array, SolverError, check_gramian, from_host, to_host
+from ._backend import Array, SolverError, from_host, host_gramian, to_host
 
 __all__ = ["bargaining_weights"]
 
@@ -52,8 +52,9 @@ def bargaining_weights(
         >>> bargaining_weights(m)  # orthogonal gradients: w_i = 1/‖g_i‖
         tensor([0.5000, 1.0000], dtype=torch.float64)
     """
-    g = to_host(gramian)
-    check_gramian(g, "bargaining_weights")
+    g, floor = host_gramian(gramian, "bargaining_weights")
+    if g.ndim != 2:
+        raise ValueError(f"bargaining_weights: expected one (K, K) Gramian, got shape {tuple(gramian.shape)}")
     if not alpha > 0:
         raise ValueError(f"bargaining_weights: alpha must be > 0, got {alpha}")
     p = 1.0 / alpha
@@ -64,11 +65,15 @@ def bargaining_weights(
         return from_host(out, gramian)
     idx = np.flatnonzero(live)
     d = diag[idx] ** -0.5
-    c = d[:, None] * g[np.ix_(idx, idx)] * d[None, :] + REG * np.eye(len(idx))
+    c = d[:, None] * g[np.ix_(idx, idx)] * d[None, :] + max(REG, floor) * np.eye(len(idx))
     s = d ** (1 - p)  # Mw = w^-p with w = Du  <=>  Cu = s·u^-p
     u = np.ones(len(idx))
     if init is not None:
-        start = to_host(init)[idx] / d
+        start = to_host(init).reshape(-1)
+        if start.shape[0] != len(diag):
+            k = len(diag)
+            raise ValueError(f"bargaining_weights: init must have K = {k} entries, got {start.shape[0]}")
+        start = start[idx] / d
         if np.isfinite(start).all() and (start > 0).all():
             u = start
     u = u * _ray_scale(c, s, u, p)

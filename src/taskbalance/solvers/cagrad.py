@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from torch import Tensor
 
-from ._backend import TOL, Array, Mask, SolverError, check_gramian, from_host, regularised, to_host
+from ._backend import TOL, Array, Mask, SolverError, from_host, host_gramian, regularised
 from .active_set import Face, kkt_residual, primal_active_set, vertex
 
 __all__ = ["cagrad_weights"]
@@ -42,13 +42,16 @@ def cagrad_weights(gramian: Tensor, c: float) -> Tensor:
         >>> cagrad_weights(g @ g.T, c=0.4)  # symmetric tasks: d = (1 + c)·g0
         tensor([0.7000, 0.7000], dtype=torch.float64)
     """
-    g = to_host(gramian)
-    check_gramian(g, "cagrad_weights")
+    g, floor = host_gramian(gramian, "cagrad_weights")
+    if g.ndim != 2:
+        raise ValueError(f"cagrad_weights: expected one (K, K) Gramian, got shape {tuple(gramian.shape)}")
+    if not c >= 0:
+        raise ValueError(f"cagrad_weights: c must be >= 0, got {c}")
     k = g.shape[-1]
     uniform = np.full(k, 1.0 / k)
     if not np.trace(g) > 0:
         return from_host(uniform, gramian)
-    m = regularised(g, 0.0)
+    m = regularised(g, floor)
     q = m.sum(1) / k
     g0_sq = float(q.sum()) / k
     if c == 0 or g0_sq <= 0:
@@ -92,7 +95,7 @@ def cagrad_weights(gramian: Tensor, c: float) -> Tensor:
     gap = value - float((m @ weights).min())
     size = float(np.diagonal(m).max())
     if not gap <= TOL * size * max(1.0, size**0.5 / gw):
-        residual = float(kkt_residual(grad, w, w > 0, True))
+        residual = max(float(kkt_residual(grad, w, w > 0, True)), abs(float(w.sum()) - 1.0))
         raise SolverError(
             f"CAGrad's dual failed its certificate: duality gap {gap / size:.3g}, KKT residual {residual:.3g}"
         )

@@ -2,9 +2,10 @@ r"""UPGrad's projections onto the dual cone of the task gradients."""
 
 from __future__ import annotations
 
+import numpy as np
 from torch import Tensor
 
-from ._backend import check_gramian, from_host, regularised, to_host
+from ._backend import Array, from_host, host_gramian, regularised, to_host
 from .active_set import solve_qp
 
 __all__ = ["dual_cone_weights", "upgrad_weights"]
@@ -28,11 +29,26 @@ def dual_cone_weights(gramian: Tensor, u: Tensor, reg: float = 1e-4) -> Tensor:
         >>> bool((g @ (g.T @ v) >= -1e-6).all())
         True
     """
-    m, u_h = to_host(gramian), to_host(u)
-    check_gramian(m, "dual_cone_weights")
-    a = regularised(m, reg)
+    m, floor = host_gramian(gramian, "dual_cone_weights")
+    u_h = _weights_like(u, m, "dual_cone_weights", "u")
+    a = regularised(m, max(reg, floor))
+    if a.ndim > 2:  # one matrix per problem: broadcast A and the batch of u together
+        batch = np.broadcast_shapes(a.shape[:-2], u_h.shape[:-1])
+        a, u_h = np.broadcast_to(a, (*batch, *a.shape[-2:])), np.broadcast_to(u_h, (*batch, u_h.shape[-1]))
     b = u_h @ a.T if a.ndim == 2 else (a @ u_h[..., None])[..., 0]
     return from_host(u_h + solve_qp(a, b).x, gramian)
+
+
+def _weights_like(t: Tensor, m: Array, name: str, arg: str) -> Array:
+    """``t`` on the host, refused unless its last dimension is K and it is finite."""
+    out = to_host(t)
+    k = m.shape[-1]
+    if out.ndim == 0 or out.shape[-1] != k:
+        got = tuple(t.shape)
+        raise ValueError(f"{name}: {arg} must have K = {k} entries in its last dimension, got shape {got}")
+    if not np.isfinite(out).all():
+        raise ValueError(f"{name}: {arg} has NaN or inf entries")
+    return out
 
 
 def upgrad_weights(gramian: Tensor, pref: Tensor, reg: float = 1e-4) -> Tensor:
@@ -46,8 +62,13 @@ def upgrad_weights(gramian: Tensor, pref: Tensor, reg: float = 1e-4) -> Tensor:
         >>> upgrad_weights(g @ g.T, torch.tensor([0.5, 0.5], dtype=torch.float64))  # no conflict
         tensor([0.5000, 0.5000], dtype=torch.float64)
     """
-    m, p = to_host(gramian), to_host(pref)
-    check_gramian(m, "upgrad_weights")
-    a = regularised(m, reg)
-    b = (a * p).T  # row i: b = A (p_i e_i)
-    return from_host(p + solve_qp(a, b).x.sum(0), gramian)
+    m, floor = host_gramian(gramian, "upgrad_weights")
+    p = _weights_like(pref, m, "upgrad_weights", "pref")
+    if p.ndim != 1:
+        raise ValueError(f"upgrad_weights: pref must be one (K,) vector, got shape {tuple(pref.shape)}")
+    a = regularised(m, max(reg, floor))
+    k = a.shape[-1]
+    b = p[:, None] * a  # row i: A (p_i e_i), by symmetry (batched: per Gramian)
+    if a.ndim > 2:  # a batch of Gramians: K problems each, one matrix per problem
+        a = np.broadcast_to(a[..., None, :, :], (*a.shape[:-2], k, k, k))
+    return from_host(p + solve_qp(a, b).x.sum(-2), gramian)

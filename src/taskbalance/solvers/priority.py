@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from torch import Tensor
 
-from ._backend import check_gramian, from_host, regularised, to_host
+from ._backend import from_host, host_gramian, regularised, to_host
 from .active_set import solve_qp
 
 __all__ = ["priority_weights"]
@@ -41,8 +41,12 @@ def priority_weights(gramian: Tensor, taus: Tensor) -> Tensor:
         >>> d
         tensor([0.5000, 0.5000], dtype=torch.float64)
     """
-    m, t = to_host(gramian), to_host(taus).reshape(-1)
-    check_gramian(m, "priority_weights")
+    m, floor = host_gramian(gramian, "priority_weights")
+    if m.ndim != 2:
+        raise ValueError(f"priority_weights: expected one (K, K) Gramian, got shape {tuple(gramian.shape)}")
+    t = to_host(taus).reshape(-1)
+    if not np.isfinite(t).all():
+        raise ValueError("priority_weights: taus has NaN or inf entries")
     k = m.shape[0]
     if t.shape[0] != k - 1:
         raise ValueError(f"priority_weights: expected {k - 1} values of tau, got {t.shape[0]}")
@@ -58,7 +62,7 @@ def priority_weights(gramian: Tensor, taus: Tensor) -> Tensor:
     trace = float(np.trace(secondary))
     if trace <= 0.0:  # every secondary gradient is zero: 0 >= tau_j·0 holds
         return from_host(w, gramian)
-    mu = solve_qp(regularised(secondary, 1e-12), -beta / trace).x
+    mu = solve_qp(regularised(secondary, max(1e-12, floor)), -beta / trace).x
     violation = float((beta - secondary @ mu).max())
     if violation > FEASIBILITY_TOL * top:
         return from_host(w, gramian)  # infeasible constraints: they are dropped
