@@ -438,3 +438,19 @@ def test_a_non_finite_jacobian_is_refused_before_any_state_changes(name: str) ->
             assert torch.equal(value, after[key]), f"{name}: state {key!r} changed"
     _, w = balancer.aggregate(good)  # type: ignore[attr-defined]
     assert bool(torch.isfinite(w).all())
+
+
+def test_the_finiteness_check_of_the_jacobian_is_exact() -> None:
+    """The one-pass check: a NaN or inf entry is caught, and finite entries whose row sum
+    overflows are not refused."""
+    from taskbalance.gradient.core import _finite
+
+    big = torch.full((2, 4), 3e38)  # float32: each row's sum overflows to inf
+    assert _finite(big) and _finite(torch.zeros(0, 3))
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        j = torch.ones(3, 5)
+        j[1, 2] = bad
+        assert not _finite(j)
+    j = torch.ones(2, 3)
+    j[0, 0], j[0, 1] = float("inf"), -float("inf")  # inf - inf: the sum is NaN, caught too
+    assert not _finite(j)
