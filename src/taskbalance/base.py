@@ -10,7 +10,8 @@ same for all of them, so that a method file only states its formula:
   out of it: it gets no gradient and its statistics are not touched;
 * every loss is checked (scalar, floating point, has a gradient, finite, and of the
   sign the method needs) with one host synchronisation per step at most, and the
-  error names the task;
+  error names the task; a gradient method also checks that the task gradients are
+  finite (one more synchronisation) before any of its state takes them in;
 * :attr:`Balancer.weights` reports the weights used in the last step, detached:
   for every method, the weight of task *i* is ∂(total)/∂Lᵢ, the factor that
   multiplies task *i*'s gradient;
@@ -142,13 +143,17 @@ class Balancer(nn.Module, metaclass=abc.ABCMeta):
     Args:
         tasks: a mapping ``name -> "regression" | "classification"``, a sequence of
             task names, or the number of tasks.
-        check: validate losses (finite, and of the sign the method needs). The check
-            costs one host synchronisation per step; turn it off under CUDA graphs
-            or ``torch.compile``. Shape, dtype and gradient checks are always made.
+        check: validate losses (finite, and of the sign the method needs) and, for a
+            gradient method, the task gradients (finite). The check costs a host
+            synchronisation per step (two for a gradient method); turn it off under
+            CUDA graphs or ``torch.compile``. Shape, dtype and gradient checks are
+            always made.
         on_nonfinite: ``"raise"`` (default) raises :class:`InvalidLossError` on a NaN
             or infinite loss; ``"skip"`` skips the step instead, touching no state:
             :meth:`forward` returns a zero loss connected to nothing and
-            :attr:`skipped` is ``True`` until the next call.
+            :attr:`skipped` is ``True`` until the next call. NaN or infinite task
+            gradients under finite losses raise ``ValueError`` either way (a
+            ``GradScaler`` step skips them instead: see ``backward``'s ``scaler``).
         sync_dist: under ``torch.distributed`` with more than one process, balance the
             global batch: losses (and, for gradient methods, per-task gradients) are
             reduced over ``process_group`` so that every rank computes the same weights

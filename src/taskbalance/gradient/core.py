@@ -546,8 +546,9 @@ def _finite(t: Tensor) -> bool:
 
 def _check_finite(balancer: Balancer, gramian: Tensor) -> None:
     """Refuse a Gramian with NaN or inf entries before a method's state takes it in (a
-    moving average fed one NaN would stay NaN for the rest of training); with
-    ``check=False`` the solvers still refuse it, after the state update."""
+    moving average fed one NaN would stay NaN for the rest of training). With
+    ``check=False`` nothing is checked here: a NaN may then reach a method's state,
+    and a solver refuses it only if the method calls one."""
     if balancer.check and not bool(torch.isfinite(gramian).all()):
         raise ValueError(
             f"{type(balancer).__name__}: the task gradients have NaN or inf entries (their Gramian is not "

@@ -24,6 +24,7 @@ implementation (:func:`backend` says which).
 from __future__ import annotations
 
 import numpy as np
+import torch
 from torch import Tensor
 
 from ._backend import TOL, SolverError, backend, from_host, to_host
@@ -74,8 +75,10 @@ def nonneg_qp(a: Tensor, b: Tensor, simplex: bool = False, tol: float = TOL) -> 
         raise ValueError(f"nonneg_qp: {shapes}: a batch of A must have b's batch shape, or pass one A")
     if not (np.isfinite(a_h).all() and np.isfinite(b_h).all()):
         raise ValueError("nonneg_qp: A or b has NaN or inf entries")
-    if (np.abs(a_h - np.swapaxes(a_h, -1, -2)) > 1e-12 * np.abs(a_h).max(initial=0.0)).any():
+    eps = torch.finfo(a.dtype).eps if a.dtype.is_floating_point else 0.0
+    if (np.abs(a_h - np.swapaxes(a_h, -1, -2)) > max(1e-12, 64 * eps) * np.abs(a_h).max(initial=0.0)).any():
         raise ValueError("nonneg_qp: A is not symmetric")
+    a_h = 0.5 * (a_h + np.swapaxes(a_h, -1, -2))  # to its dtype's rounding
     try:
         np.linalg.cholesky(a_h)
     except np.linalg.LinAlgError:

@@ -153,7 +153,9 @@ _EPS = {d: torch.finfo(d).eps for d in (torch.float64, torch.float32, torch.floa
 def check_gramian(gramian: Array, name: str, dtype: torch.dtype = torch.float64) -> None:
     """Refuse a matrix that cannot be a Gramian G Gᵀ, with a one-line reason: not square,
     not finite, not symmetric, a negative diagonal entry, or an entry larger than
-    √(MᵢᵢMⱼⱼ) (Cauchy–Schwarz), each to 4√eps of ``dtype``, the dtype it came in."""
+    √(MᵢᵢMⱼⱼ) (Cauchy–Schwarz). The last three allow 4√eps of the largest diagonal
+    entry, with eps that of ``dtype`` (the dtype it came in) but at least float32's: a
+    float64 Gramian formed from float32 gradients carries their rounding."""
     if gramian.ndim < 2 or gramian.shape[-1] != gramian.shape[-2]:
         raise ValueError(f"{name}: expected a square (K, K) Gramian, got shape {gramian.shape}")
     if not np.isfinite(gramian).all():
@@ -161,7 +163,8 @@ def check_gramian(gramian: Array, name: str, dtype: torch.dtype = torch.float64)
     if gramian.size == 0:
         return
     diag = np.diagonal(gramian, axis1=-2, axis2=-1)
-    slack = 4.0 * _EPS.get(dtype, 0.0) ** 0.5 * float(np.abs(diag).max()) + 1e-300
+    eps = max(_EPS.get(dtype, 0.0), _EPS[torch.float32])
+    slack = 4.0 * eps**0.5 * float(np.abs(diag).max()) + 1e-300
     fix = "pass G @ G.T of the (K, N) task gradients G"
     if float(np.abs(gramian - np.swapaxes(gramian, -1, -2)).max()) > slack:
         raise ValueError(f"{name}: the Gramian is not symmetric; {fix}")
@@ -172,14 +175,16 @@ def check_gramian(gramian: Array, name: str, dtype: torch.dtype = torch.float64)
         raise ValueError(f"{name}: an entry exceeds √(MᵢᵢMⱼⱼ), so the Gramian is not G Gᵀ; {fix}")
 
 
-def host_gramian(gramian: Tensor, name: str) -> tuple[Array, float]:
-    """``gramian`` checked (:func:`check_gramian`) on the host in float64, with the least
-    regularisation (relative to its trace) that its dtype's rounding calls for: formed in
-    float32 or half precision, a rank-deficient Gramian can be indefinite by about
-    K·eps·tr M, which 2·K·eps covers, and is symmetrised; 0 for float64."""
+def host_gramian(gramian: Tensor, name: str) -> Array:
+    """``gramian`` checked (:func:`check_gramian`) on the host in float64. One formed in
+    float32 or half precision is also projected onto the positive semi-definite matrices
+    (its eigenvalues clipped at 0): rounding can make a rank-deficient Gramian indefinite
+    by about K·eps·tr M, more than the solvers' regularisation, and the projection moves
+    it by no more than that. A float64 Gramian is used as it is."""
     m = to_host(gramian)
     check_gramian(m, name, gramian.dtype)
     if gramian.dtype == torch.float64 or not gramian.dtype.is_floating_point:
-        return m, 0.0
-    sym: Array = 0.5 * (m + np.swapaxes(m, -1, -2))
-    return sym, 2.0 * m.shape[-1] * _EPS.get(gramian.dtype, torch.finfo(gramian.dtype).eps)
+        return m
+    lam, q = np.linalg.eigh(0.5 * (m + np.swapaxes(m, -1, -2)))
+    psd: Array = (q * np.maximum(lam, 0.0)[..., None, :]) @ np.swapaxes(q, -1, -2)
+    return psd

@@ -52,7 +52,7 @@ def bargaining_weights(
         >>> bargaining_weights(m)  # orthogonal gradients: w_i = 1/‖g_i‖
         tensor([0.5000, 1.0000], dtype=torch.float64)
     """
-    g, floor = host_gramian(gramian, "bargaining_weights")
+    g = host_gramian(gramian, "bargaining_weights")
     if g.ndim != 2:
         raise ValueError(f"bargaining_weights: expected one (K, K) Gramian, got shape {tuple(gramian.shape)}")
     if not alpha > 0:
@@ -65,7 +65,7 @@ def bargaining_weights(
         return from_host(out, gramian)
     idx = np.flatnonzero(live)
     d = diag[idx] ** -0.5
-    c = d[:, None] * g[np.ix_(idx, idx)] * d[None, :] + max(REG, floor) * np.eye(len(idx))
+    c = d[:, None] * g[np.ix_(idx, idx)] * d[None, :] + REG * np.eye(len(idx))
     s = d ** (1 - p)  # Mw = w^-p with w = Du  <=>  Cu = s·u^-p
     u = np.ones(len(idx))
     if init is not None:

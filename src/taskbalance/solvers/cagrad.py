@@ -42,7 +42,7 @@ def cagrad_weights(gramian: Tensor, c: float) -> Tensor:
         >>> cagrad_weights(g @ g.T, c=0.4)  # symmetric tasks: d = (1 + c)·g0
         tensor([0.7000, 0.7000], dtype=torch.float64)
     """
-    g, floor = host_gramian(gramian, "cagrad_weights")
+    g = host_gramian(gramian, "cagrad_weights")
     if g.ndim != 2:
         raise ValueError(f"cagrad_weights: expected one (K, K) Gramian, got shape {tuple(gramian.shape)}")
     if not c >= 0:
@@ -51,7 +51,7 @@ def cagrad_weights(gramian: Tensor, c: float) -> Tensor:
     uniform = np.full(k, 1.0 / k)
     if not np.trace(g) > 0:
         return from_host(uniform, gramian)
-    m = regularised(g, floor)
+    m = regularised(g, 0.0)
     q = m.sum(1) / k
     g0_sq = float(q.sum()) / k
     if c == 0 or g0_sq <= 0:

@@ -29,9 +29,9 @@ def dual_cone_weights(gramian: Tensor, u: Tensor, reg: float = 1e-4) -> Tensor:
         >>> bool((g @ (g.T @ v) >= -1e-6).all())
         True
     """
-    m, floor = host_gramian(gramian, "dual_cone_weights")
+    m = host_gramian(gramian, "dual_cone_weights")
     u_h = _weights_like(u, m, "dual_cone_weights", "u")
-    a = regularised(m, max(reg, floor))
+    a = regularised(m, reg)
     if a.ndim > 2:  # one matrix per problem: broadcast A and the batch of u together
         batch = np.broadcast_shapes(a.shape[:-2], u_h.shape[:-1])
         a, u_h = np.broadcast_to(a, (*batch, *a.shape[-2:])), np.broadcast_to(u_h, (*batch, u_h.shape[-1]))
@@ -62,11 +62,11 @@ def upgrad_weights(gramian: Tensor, pref: Tensor, reg: float = 1e-4) -> Tensor:
         >>> upgrad_weights(g @ g.T, torch.tensor([0.5, 0.5], dtype=torch.float64))  # no conflict
         tensor([0.5000, 0.5000], dtype=torch.float64)
     """
-    m, floor = host_gramian(gramian, "upgrad_weights")
+    m = host_gramian(gramian, "upgrad_weights")
     p = _weights_like(pref, m, "upgrad_weights", "pref")
     if p.ndim != 1:
         raise ValueError(f"upgrad_weights: pref must be one (K,) vector, got shape {tuple(pref.shape)}")
-    a = regularised(m, max(reg, floor))
+    a = regularised(m, reg)
     k = a.shape[-1]
     b = p[:, None] * a  # row i: A (p_i e_i), by symmetry (batched: per Gramian)
     if a.ndim > 2:  # a batch of Gramians: K problems each, one matrix per problem

@@ -51,7 +51,7 @@ def min_norm_weights(gramian: Tensor, reg: float = 0.0) -> Tensor:
         >>> min_norm_weights(g @ g.T)
         tensor([0.8000, 0.2000])
     """
-    m, floor = host_gramian(gramian, "min_norm_weights")
+    m = host_gramian(gramian, "min_norm_weights")
     if m.shape[-1] == 1:
         return from_host(np.ones(m.shape[:-1]), gramian)
     # a task with a zero gradient makes 0 the min-norm point: weight 1 on it, exactly
@@ -63,7 +63,7 @@ def min_norm_weights(gramian: Tensor, reg: float = 0.0) -> Tensor:
         return from_host(np.eye(m.shape[-1])[int(zero.argmax())], gramian)
     # min wᵀAw on the simplex is min ½xᵀAx - 1ᵀx on x >= 0, then w = x / Σx (the KKT
     # conditions match with ν = 1/Σx): no bordered system, and usually one iteration
-    x = solve_qp(regularised(m, max(reg, floor)), -np.ones(m.shape[:-1])).x
+    x = solve_qp(regularised(m, reg), -np.ones(m.shape[:-1])).x
     w = x / x.sum(-1, keepdims=True)
     w = np.where(has_zero[..., None], np.eye(m.shape[-1])[zero.argmax(-1)], w)
     return from_host(w, gramian)

@@ -41,7 +41,7 @@ def priority_weights(gramian: Tensor, taus: Tensor) -> Tensor:
         >>> d
         tensor([0.5000, 0.5000], dtype=torch.float64)
     """
-    m, floor = host_gramian(gramian, "priority_weights")
+    m = host_gramian(gramian, "priority_weights")
     if m.ndim != 2:
         raise ValueError(f"priority_weights: expected one (K, K) Gramian, got shape {tuple(gramian.shape)}")
     t = to_host(taus).reshape(-1)
@@ -62,7 +62,7 @@ def priority_weights(gramian: Tensor, taus: Tensor) -> Tensor:
     trace = float(np.trace(secondary))
     if trace <= 0.0:  # every secondary gradient is zero: 0 >= tau_j·0 holds
         return from_host(w, gramian)
-    mu = solve_qp(regularised(secondary, max(1e-12, floor)), -beta / trace).x
+    mu = solve_qp(regularised(secondary, 1e-12), -beta / trace).x
     violation = float((beta - secondary @ mu).max())
     if violation > FEASIBILITY_TOL * top:
         return from_host(w, gramian)  # infeasible constraints: they are dropped
