@@ -343,18 +343,22 @@ class GradientBalancer(Balancer):
             return self._aggregate_sharded(jac, losses, step, group, guard)
         if group is not None:
             jac = all_reduce_mean(jac, group)
-        if guard and not bool(torch.isfinite(jac).all()):
+        if guard and not _finite(jac):
             return None
         if self._step_hooks:
             step.hook_jac = jac
-        return self._aggregate_any(jac, losses, step)
+        return self._aggregate_any(jac, losses, step, finite=guard)
 
-    def _aggregate_any(self, jac: Tensor, losses: Tensor, step: Step) -> tuple[Tensor, Tensor]:
+    def _aggregate_any(
+        self, jac: Tensor, losses: Tensor, step: Step, finite: bool = False
+    ) -> tuple[Tensor, Tensor]:
         """:meth:`_aggregate` of a Jacobian of any dtype: a half-precision one is
         aggregated in float32 and its direction returned in its own dtype (recorded as
-        ``step.jac_dtype``, the precision its entries really have)."""
+        ``step.jac_dtype``, the precision its entries really have). Non-finite entries are
+        refused first (under ``check``), unless the caller has already seen that
+        ``finite`` holds (a GradScaler's guard)."""
         step.jac_dtype = jac.dtype
-        if self.check and not _finite(jac):  # before any state takes it in
+        if self.check and not finite and not _finite(jac):  # before any state takes it in
             raise ValueError(
                 f"{type(self).__name__}: the task gradients have NaN or inf entries; check the task "
                 "gradients, or use a GradScaler step that skips such steps"
@@ -370,12 +374,12 @@ class GradientBalancer(Balancer):
         the encoder's gradient by R again)."""
         world = dist.get_world_size(group)
         full, offset, n = gather_columns(jac, group)
-        if guard and not bool(torch.isfinite(full).all()):
+        if guard and not _finite(full):
             return None
         full = full / world
         if self._step_hooks:
             step.hook_jac = full
-        direction, weights = self._aggregate_any(full, losses, step)
+        direction, weights = self._aggregate_any(full, losses, step, finite=guard)
         return direction[offset : offset + n] * world, weights
 
 
